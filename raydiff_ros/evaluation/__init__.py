@@ -1,0 +1,1 @@
+"""raydiff_ros.evaluation."""
