@@ -11,6 +11,10 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# Keep DDS discovery on this machine, and away from other test runs on it.
+os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+os.environ.setdefault('ROS_DOMAIN_ID', str(1 + os.getpid() % 100))
+
 
 def shared_root() -> Path:
     """Return the folder of shared reference material (may not exist)."""
