@@ -7,9 +7,9 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy', reason='rclpy is not installed (run: make test)')
 
-from raydiff_ros.msg import PoseGraphEdge  # noqa: E402
 from ros_compare import message_differences  # noqa: E402
 
+from raydiff_ros.msg import PoseGraphEdge  # noqa: E402
 from raydiff_ros.ros import demo_roundtrip  # noqa: E402
 
 OFFICIAL_TF_MESSAGE_HASH = (
