@@ -48,7 +48,8 @@ Rotations are checked to be orthonormal (tolerance ``ROTATION_TOLERANCE``) with 
 then replaced by the nearest rotation (SVD), which removes float32 rounding of stored files.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 import json
 import math
 from pathlib import Path
@@ -169,7 +170,6 @@ class MultiViewDataset:
     t: np.ndarray
     image_sizes: np.ndarray
     background_rgb: tuple[int, int, int] = DEFAULT_BACKGROUND_RGB
-    _scene_scale: float = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         num = len(self.image_paths)
@@ -183,9 +183,6 @@ class MultiViewDataset:
             value.flags.writeable = False
             object.__setattr__(self, key, value)
         object.__setattr__(self, 'background_rgb', _check_background(self.background_rgb))
-        object.__setattr__(
-            self, '_scene_scale', sequence_scene_scale(camera_centers(self.R, self.t))
-        )
 
     def __len__(self) -> int:
         return len(self.image_paths)
@@ -195,10 +192,13 @@ class MultiViewDataset:
         """(M, 3) camera centres in world coordinates, ``C = -R^T t``."""
         return camera_centers(self.R, self.t)
 
-    @property
+    @cached_property
     def scene_scale(self) -> float:
-        """Largest distance of a camera centre from the centroid of all M centres."""
-        return self._scene_scale
+        """Largest distance of a camera centre from the centroid of all M centres.
+
+        Raises ``MetricInputError`` when all centres coincide.
+        """
+        return sequence_scene_scale(self.camera_centers)
 
     def load_image(self, index: int) -> np.ndarray:
         """Image ``index`` as (H, W, 3) uint8 RGB (alpha composited onto the background)."""

@@ -33,12 +33,15 @@ Two metric families are implemented.
 * AUC@30: with ``e = max(rotation error, translation angle error)`` per pair, the mean over the
   integer thresholds k = 1..30 deg of the fraction of pairs with ``e < k`` (PoseDiffusion's
   numpy ``calculate_auc_np``: a cumulative histogram with unit bins; numpy closes its last bin,
-  so the k = 30 term counts ``e <= 30``). Also called mAA.
+  so the k = 30 term counts ``e <= 30``). Also called mAA. PoseDiffusion's torch variant
+  ``calculate_auc`` bins with ``histc`` into 31 bins over [0, 30] instead, which differs
+  slightly; we follow the numpy definition.
 
 Numerical details that differ from the official code: we take the exact ``arccos`` of the
 clipped cosine in float64 (RayDiffusion's formula). PyTorch3D's ``so3_relative_angle`` used by
 PoseDiffusion bounds the cosine away from +-1 (``cos_bound = 1e-4``) to keep gradients finite,
-which changes values below about 1 degree only; no threshold used here is affected.
+which changes values below about 1 degree (and above about 179 degrees) only; no threshold
+used here is affected. Near 0 the float64 ``arccos`` resolves angles to about 1e-6 degrees.
 PoseDiffusion replaces a non-finite translation error by 1e6; a zero-length translation gives
 90 degrees there and here.
 """
