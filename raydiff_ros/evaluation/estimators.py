@@ -31,6 +31,7 @@ from typing import Callable, Optional, Protocol, runtime_checkable
 import numpy as np
 
 from raydiff_ros.evaluation.view_set import ViewSet
+from raydiff_ros.geometry.metrics import camera_centers
 
 DEFAULT_SEED = 0
 RANDOM_CENTER_STD = 1.0
@@ -141,6 +142,11 @@ def axis_angle_rotations(axes: np.ndarray, angles_rad: np.ndarray) -> np.ndarray
     return np.eye(3) + np.sin(angles) * cross + (1.0 - np.cos(angles)) * (cross @ cross)
 
 
+def _translations_from_centers(R: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """World-to-camera translations (N, 3) ``t = -R C`` of cameras R (N, 3, 3) at C (N, 3)."""
+    return -np.einsum('nij,nj->ni', R, centers)
+
+
 # ---------------------------------------------------------------------------------------------
 # Built-in estimators
 
@@ -175,7 +181,7 @@ class RandomPoseEstimator:
         num = view_set.num_views
         R = random_rotations(self._rng, num)
         centers = self._rng.normal(scale=self._center_std, size=(num, 3))
-        return PoseEstimate(R=R, t=-np.einsum('nij,nj->ni', R, centers))
+        return PoseEstimate(R=R, t=_translations_from_centers(R, centers))
 
 
 class NoisyOracleEstimator:
@@ -204,13 +210,15 @@ class NoisyOracleEstimator:
     def estimate(self, view_set: ViewSet) -> PoseEstimate:
         num = view_set.num_views
         gt_R = view_set.ground_truth_R
-        gt_centers = -np.einsum('nji,nj->ni', gt_R, view_set.ground_truth_t)
+        gt_centers = camera_centers(gt_R, view_set.ground_truth_t)
         axes = self._rng.standard_normal((num, 3))
         noise = axis_angle_rotations(axes, np.full(num, self._rotation_noise_rad))
         R = noise @ gt_R
         sigma = self._center_noise * view_set.dataset.scene_scale
         centers = gt_centers + self._rng.normal(scale=sigma, size=(num, 3))
-        return PoseEstimate(R=R, t=-np.einsum('nij,nj->ni', R, centers), K=view_set.ground_truth_K)
+        return PoseEstimate(
+            R=R, t=_translations_from_centers(R, centers), K=view_set.ground_truth_K
+        )
 
 
 # ---------------------------------------------------------------------------------------------

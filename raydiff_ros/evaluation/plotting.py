@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from raydiff_ros.geometry.alignment import Similarity, transform_cameras
+from raydiff_ros.geometry.metrics import camera_centers
 
 if TYPE_CHECKING:
     from raydiff_ros.evaluation.datasets import MultiViewDataset
@@ -98,12 +99,12 @@ def plot_view_set(
 
     indices = list(record.indices)
     gt_R, gt_t = dataset.R[indices], dataset.t[indices]
-    gt_centers = -np.einsum('nji,nj->ni', gt_R, gt_t)
+    gt_centers = camera_centers(gt_R, gt_t)
     alignment = record.errors.alignment
     if alignment is None:  # degenerate prediction: every centre maps to the true centroid
         alignment = Similarity(0.0, np.eye(3), gt_centers.mean(axis=0))
     pred_R, pred_t = transform_cameras(alignment, record.prediction.R, record.prediction.t)
-    pred_centers = -np.einsum('nji,nj->ni', pred_R, pred_t)
+    pred_centers = camera_centers(pred_R, pred_t)
     K = dataset.K[indices] if record.prediction.K is None else record.prediction.K
     sizes = dataset.image_sizes[indices]
     depth = FRUSTUM_DEPTH_FRACTION * dataset.scene_scale

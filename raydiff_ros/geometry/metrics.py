@@ -383,8 +383,15 @@ def camera_center_errors(
             f'{gt_centers.shape[0]}'
         )
     _check_view_count(gt_centers.shape[0])
-    aligned = aligned_centers(align_centers(pred_centers, gt_centers), pred_centers, gt_centers)
-    return np.linalg.norm(gt_centers - aligned, axis=-1) / scene_scale
+    return _aligned_center_errors(pred_centers, gt_centers, scene_scale)[0]
+
+
+def _aligned_center_errors(
+    pred_centers: np.ndarray, gt_centers: np.ndarray, scene_scale: float
+) -> tuple[np.ndarray, Optional[Similarity]]:
+    alignment = align_centers(pred_centers, gt_centers)
+    aligned = aligned_centers(alignment, pred_centers, gt_centers)
+    return np.linalg.norm(gt_centers - aligned, axis=-1) / scene_scale, alignment
 
 
 def _check_scene_scale(value: float) -> None:
@@ -506,10 +513,9 @@ def evaluate_view_set(
 
     ordered = ordered_pairs(num)
     unordered = unordered_pairs(num)
-    pred_centers = camera_centers(pred_R, pred_t)
-    gt_centers = camera_centers(gt_R, gt_t)
-    alignment = align_centers(pred_centers, gt_centers)
-    aligned = aligned_centers(alignment, pred_centers, gt_centers)
+    center_errors, alignment = _aligned_center_errors(
+        camera_centers(pred_R, pred_t), camera_centers(gt_R, gt_t), scene_scale
+    )
     return ViewSetErrors(
         ordered_pairs=ordered,
         rotation_errors_deg=relative_rotation_errors_deg(pred_R, gt_R, ordered),
@@ -518,7 +524,7 @@ def evaluate_view_set(
         pair_translation_errors_deg=relative_translation_errors_deg(
             pred_R, pred_t, gt_R, gt_t, unordered
         ),
-        camera_center_errors=np.linalg.norm(gt_centers - aligned, axis=-1) / scene_scale,
+        camera_center_errors=center_errors,
         alignment=alignment,
     )
 
