@@ -45,14 +45,27 @@ $(STAMPS)/deps: requirements.txt constraints.txt tools/check_host.sh tools/fix_w
 	@touch $@
 
 # tf2_msgs: only where no ROS 2 distribution provides it (the PyPI wheels do not).
-$(STAMPS)/tf2_msgs: $(STAMPS)/deps $(wildcard tools/interfaces/tf2_msgs/*) \
-		tools/interfaces/tf2_msgs/msg/TFMessage.msg
+$(STAMPS)/tf2_msgs: $(STAMPS)/deps \
+		$(wildcard tools/interfaces/tf2_msgs/* tools/interfaces/tf2_msgs/msg/*)
 	@mkdir -p $(BUILD_DIR)
 	@if $(PY) -c 'import tf2_msgs.msg' 2>/dev/null && [ ! -f $@ ]; then \
 		echo 'tf2_msgs is provided by the environment: no stand-in built'; \
 	else \
 		echo 'building the tf2_msgs stand-in'; \
 		tools/build_interfaces.sh tools/interfaces/tf2_msgs $(BUILD_DIR)/tf2_msgs $(VENV_ABS); \
+	fi
+	@touch $@
+
+# pose_graph_tools_msgs (for testing the relay): likewise, only where none is provided.
+$(STAMPS)/pose_graph_tools_msgs: $(STAMPS)/deps \
+		$(wildcard tools/interfaces/pose_graph_tools_msgs/* tools/interfaces/pose_graph_tools_msgs/msg/*)
+	@mkdir -p $(BUILD_DIR)
+	@if $(PY) -c 'import pose_graph_tools_msgs.msg' 2>/dev/null && [ ! -f $@ ]; then \
+		echo 'pose_graph_tools_msgs is provided by the environment: no stand-in built'; \
+	else \
+		echo 'building the pose_graph_tools_msgs stand-in'; \
+		tools/build_interfaces.sh tools/interfaces/pose_graph_tools_msgs \
+			$(BUILD_DIR)/pose_graph_tools_msgs $(VENV_ABS); \
 	fi
 	@touch $@
 
@@ -63,7 +76,7 @@ $(STAMPS)/interfaces: $(STAMPS)/deps tools/build_interfaces.sh CMakeLists.txt pa
 		-DRAYDIFF_INSTALL_PYTHON_SOURCES=OFF -DPYTHON_INSTALL_DIR=$(INTERFACES_PY_DIR)
 	@touch $@
 
-$(STAMPS)/editable: $(STAMPS)/interfaces $(STAMPS)/tf2_msgs setup.py setup.cfg
+$(STAMPS)/editable: $(STAMPS)/interfaces $(STAMPS)/tf2_msgs $(STAMPS)/pose_graph_tools_msgs setup.py setup.cfg
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation \
 		--config-settings editable_mode=compat -e .
 	@site=$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \

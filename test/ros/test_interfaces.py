@@ -83,6 +83,13 @@ def test_pose_graph_family_matches_pose_graph_tools_layout():
     assert generated == upstream_hashes('raydiff_ros')
 
 
+def test_pose_graph_tools_stand_in_has_the_upstream_hashes():
+    """The stand-in used to test the relay announces what upstream definitions hash to."""
+    upstream = pytest.importorskip('pose_graph_tools_msgs.msg')
+    generated = wire_hashes([upstream.PoseGraphNode, upstream.PoseGraphEdge, upstream.PoseGraph])
+    assert generated == upstream_hashes('pose_graph_tools_msgs')
+
+
 def test_layout_check_detects_a_changed_field():
     """A single renamed field changes the hash, so the test above can fail."""
     original = UPSTREAM_POSE_GRAPH_TOOLS['PoseGraphNode']
