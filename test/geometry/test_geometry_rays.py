@@ -177,3 +177,35 @@ def test_homography_fit_rejects_rays_at_infinity_of_the_world_plane():
     with pytest.raises(DegenerateGeometryError, match='only 0 rays usable'):
         rays.fit_ray_homography(torch.randn(5, 2).double(), directions,
                                 rays.HomographyFitConfig.official())
+
+
+def round_trip_on(device: torch.device, dtype: torch.dtype) -> tuple[Cameras, Cameras]:
+    """Rays of a rotated camera and its Procrustes / homography recoveries on device, dtype."""
+    truth = Cameras(torch.tensor(LOOK_ALONG_X), torch.tensor([0.5, -0.2, 3.0]),
+                    intrinsics(320, 300, 150, 130), (320, 240)).to(device, dtype)
+    params = torch.tensor([0.05, 0.1, 1.2, 4 / 3], device=device, dtype=dtype)
+    bundle = rays.cameras_to_rays(truth, params)
+    known = rays.rays_to_cameras_procrustes(bundle, truth.K, truth.image_size, params)
+    unknown = rays.rays_to_cameras_homography(bundle, truth.image_size, params).cameras
+    return known, unknown
+
+
+def test_results_keep_dtype_and_float32_matches_float64():
+    """float32 inputs give float32 cameras that agree with the float64 run to 1e-4."""
+    cpu = torch.device('cpu')
+    for single, double in zip(round_trip_on(cpu, torch.float32), round_trip_on(cpu, F64),
+                              strict=True):
+        assert single.R.dtype == single.K.dtype == torch.float32
+        torch.testing.assert_close(single.R, double.R.float(), atol=1e-4, rtol=0)
+        torch.testing.assert_close(single.centers, double.centers.float(), atol=1e-4, rtol=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+def test_gpu_results_match_cpu():
+    """The whole chain runs on CUDA tensors and agrees with the CPU (float64) to 1e-9."""
+    for gpu, cpu in zip(round_trip_on(torch.device('cuda'), F64),
+                        round_trip_on(torch.device('cpu'), F64), strict=True):
+        assert gpu.R.device.type == 'cuda'
+        torch.testing.assert_close(gpu.R.cpu(), cpu.R, atol=1e-9, rtol=0)
+        torch.testing.assert_close(gpu.t.cpu(), cpu.t, atol=1e-9, rtol=0)
+        torch.testing.assert_close(gpu.K.cpu(), cpu.K, atol=1e-6, rtol=0)
