@@ -1,1 +1,95 @@
-"""raydiff_ros.geometry."""
+"""raydiff_ros.geometry: ROS-free, batched camera and ray geometry (torch first).
+
+Package convention: OpenCV / ROS optical frame (x right, y down, z forward), world-to-camera
+``R``, ``t`` and pixel ``K``. PyTorch3D NDC conversions live only in :mod:`.conventions`.
+"""
+
+from raydiff_ros.geometry.camera import Cameras, require_rotation
+from raydiff_ros.geometry.checks import DegenerateGeometryError, GeometryInputError
+from raydiff_ros.geometry.conventions import (
+    NdcCameraParameters,
+    OpenCVCameraParameters,
+    intrinsics_from_ndc,
+    intrinsics_to_ndc,
+    ndc_T_pixel,
+    ndc_to_opencv,
+    ndc_to_pixel,
+    opencv_to_ndc,
+    pixel_T_ndc,
+    pixel_to_ndc,
+)
+from raydiff_ros.geometry.crop import (
+    DEFAULT_NUM_PATCHES,
+    DEMO_CROP_SCALE,
+    crop_box_from_parameters,
+    crop_parameters,
+    crop_parameters_demo,
+    ndc_grid,
+    pixel_grid,
+    square_crop_box,
+)
+from raydiff_ros.geometry.rays import (
+    HOMOGRAPHY_RANSAC_THRESHOLD,
+    OFFICIAL_EVAL_FOCAL_NDC,
+    HomographyCameraEstimate,
+    HomographyFit,
+    HomographyFitConfig,
+    QLCompatDecomposition,
+    cameras_to_rays,
+    decompose_homography_ql_compat,
+    decompose_homography_qr,
+    fit_ray_homography,
+    intersect_rays,
+    official_eval_intrinsics,
+    plucker_rays,
+    procrustes_rotation,
+    rays_from_pixels,
+    rays_from_spatial,
+    rays_to_cameras_homography,
+    rays_to_cameras_procrustes,
+    rays_to_spatial,
+)
+
+__all__ = [
+    'Cameras',
+    'DEFAULT_NUM_PATCHES',
+    'DEMO_CROP_SCALE',
+    'DegenerateGeometryError',
+    'GeometryInputError',
+    'HOMOGRAPHY_RANSAC_THRESHOLD',
+    'HomographyCameraEstimate',
+    'HomographyFit',
+    'HomographyFitConfig',
+    'NdcCameraParameters',
+    'OFFICIAL_EVAL_FOCAL_NDC',
+    'OpenCVCameraParameters',
+    'QLCompatDecomposition',
+    'cameras_to_rays',
+    'crop_box_from_parameters',
+    'crop_parameters',
+    'crop_parameters_demo',
+    'decompose_homography_ql_compat',
+    'decompose_homography_qr',
+    'fit_ray_homography',
+    'intersect_rays',
+    'intrinsics_from_ndc',
+    'intrinsics_to_ndc',
+    'ndc_T_pixel',
+    'ndc_grid',
+    'ndc_to_opencv',
+    'ndc_to_pixel',
+    'official_eval_intrinsics',
+    'opencv_to_ndc',
+    'pixel_T_ndc',
+    'pixel_grid',
+    'pixel_to_ndc',
+    'plucker_rays',
+    'procrustes_rotation',
+    'rays_from_pixels',
+    'rays_from_spatial',
+    'rays_to_cameras_homography',
+    'rays_to_cameras_procrustes',
+    'rays_to_spatial',
+    'require_rotation',
+    'square_crop_box',
+]
