@@ -360,7 +360,9 @@ def load_state(model_dir: PathLike, verify: bool = True) -> Tuple[RayDiffusionCo
     try:
         with safe_open(str(weights_path), framework='pt', device='cpu') as handle:
             metadata = handle.metadata() or {}
-            state = {key: handle.get_tensor(key) for key in handle.keys()}
+            # clone: fresh (64-byte aligned) storage per tensor; numerics then match a
+            # model built in memory bit for bit
+            state = {key: handle.get_tensor(key).clone() for key in handle.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f'{weights_path} is not a readable safetensors file (truncated or '
                               f'corrupt): {exc}') from exc
