@@ -1,0 +1,465 @@
+"""Checkpoints: import of the official RayDiffusion release, and the project's own format.
+
+Official release layout (``models/co3d_diffusion``, ``models/co3d_regression``)::
+
+    <dir>/hydra/config.yaml          hydra config; only these keys are read: model.depth,
+                                     model.num_patches_x, model.num_images,
+                                     model.feature_extractor, model.append_ndc, model.pred_x0,
+                                     noise_scheduler.{type, max_timesteps, beta_start, beta_end},
+                                     training.regression (False when absent)
+    <dir>/checkpoints/ckpt_*.pth     torch.save'd dict whose 'state_dict' holds the weights;
+                                     the lexicographically last file unless a step is given
+                                     (step s -> ckpt_{s:08d}.pth)
+
+The .pth file is read with ``torch.load(weights_only=True, map_location='cpu')``: a file whose
+unpickling would run code is refused (:class:`UnsafeCheckpointError`).
+
+Official key -> our key (documented rule, :func:`official_key_to_ours`):
+
+* ``feature_extractor.model.<k>`` -> ``backbone.<k>`` (DINOv2 names are kept);
+* ``ray_predictor.x_embedder.proj.{weight,bias}`` -> ``denoiser.x_embedder.{weight,bias}``, the
+  1x1-convolution weight (H, C, 1, 1) reshaped to the Linear weight (H, C);
+* ``ray_predictor.<k>`` -> ``denoiser.<k>``;
+* ``feature_extractor.model.mask_token`` (training-time masking only) is dropped;
+* the derived buffers ``noise_scheduler.{betas, alphas, alphas_cumprod}`` and
+  ``ray_predictor.x_pos_enc.{image,token}_pos_table`` are not stored: they are rebuilt from the
+  config, and the imported values are checked against the rebuilt ones.
+
+Our format (a folder)::
+
+    <out>/config.yaml          RayDiffusionConfig.to_dict() as YAML
+    <out>/model.safetensors    float32 tensors under our keys; header metadata holds the format
+                               name/version and a SHA-256 of all tensors (checked on load)
+
+Every problem raises a :class:`CheckpointError` (a ValueError) that names the file and the
+missing / unexpected / wrong-shape tensors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+import pickle
+import shutil
+import tempfile
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+import zipfile
+
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+import torch
+import yaml
+
+from raydiff_ros.model.config import (
+    BackboneConfig,
+    ConfigError,
+    DenoiserConfig,
+    DiffusionConfig,
+    RayDiffusionConfig,
+    load_config_yaml,
+    save_config_yaml,
+)
+from raydiff_ros.model.network import RayDiffusionModel
+
+PathLike = Union[str, 'os.PathLike[str]']
+StateDict = Dict[str, torch.Tensor]
+
+FORMAT_NAME = 'raydiff_ros.model'
+FORMAT_VERSION = '1'
+WEIGHTS_FILE = 'model.safetensors'
+CONFIG_FILE = 'config.yaml'
+STORED_DTYPE = torch.float32
+
+OFFICIAL_CONFIG_FILE = Path('hydra') / 'config.yaml'
+OFFICIAL_CHECKPOINT_DIR = 'checkpoints'
+OFFICIAL_CHECKPOINT_GLOB = '*.pth'
+OFFICIAL_STEP_NAME = 'ckpt_{:08d}.pth'
+OFFICIAL_STATE_DICT_ENTRY = 'state_dict'
+OFFICIAL_FEATURE_EXTRACTOR = 'dino'
+
+OFFICIAL_PREFIXES = (('feature_extractor.model.', 'backbone.'), ('ray_predictor.', 'denoiser.'))
+OFFICIAL_RENAMES = {
+    'ray_predictor.x_embedder.proj.weight': 'denoiser.x_embedder.weight',
+    'ray_predictor.x_embedder.proj.bias': 'denoiser.x_embedder.bias',
+}
+OFFICIAL_DROPPED_KEYS = ('feature_extractor.model.mask_token',)
+OFFICIAL_DERIVED_BUFFERS = {
+    'noise_scheduler.betas': 'schedule.betas',
+    'noise_scheduler.alphas': 'schedule.alphas',
+    'noise_scheduler.alphas_cumprod': 'schedule.alphas_cumprod',
+    'ray_predictor.x_pos_enc.image_pos_table': 'denoiser.image_pos_table',
+    'ray_predictor.x_pos_enc.token_pos_table': 'denoiser.token_pos_table',
+}
+DERIVED_BUFFER_RTOL = 1e-5
+DERIVED_BUFFER_ATOL = 1e-6
+WEIGHTS_ONLY_REFUSAL = 'Weights only load failed'
+MAX_NAMES_IN_MESSAGE = 12
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file or folder is missing, unreadable, corrupt or does not fit the model."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """The file can only be unpickled by running code; it is refused."""
+
+
+class StateDictMismatchError(CheckpointError):
+    """Tensors are missing, unexpected or of the wrong shape/dtype for the configured model."""
+
+    def __init__(self, source: str, missing: List[str], unexpected: List[str],
+                 wrong: List[str]) -> None:
+        self.missing, self.unexpected, self.wrong = missing, unexpected, wrong
+        parts = []
+        for label, names in (('missing tensors', missing), ('unexpected tensors', unexpected),
+                             ('wrong shape/dtype', wrong)):
+            if names:
+                shown = ', '.join(names[:MAX_NAMES_IN_MESSAGE])
+                more = len(names) - MAX_NAMES_IN_MESSAGE
+                parts.append(f'{label} ({len(names)}): {shown}'
+                             + (f', ... and {more} more' if more > 0 else ''))
+        super().__init__(f'{source} does not match the model config: ' + '; '.join(parts))
+
+
+# --------------------------------------------------------------------------------------------
+# state-dict layout
+
+def expected_state_shapes(config: RayDiffusionConfig) -> Dict[str, Tuple[int, ...]]:
+    """Key -> shape of every stored tensor of the model described by ``config`` (our keys)."""
+    with torch.device('meta'):
+        model = RayDiffusionModel(config)
+    return {key: tuple(value.shape) for key, value in model.state_dict().items()}
+
+
+def validate_state_dict(state: Mapping[str, torch.Tensor], config: RayDiffusionConfig,
+                        source: str) -> None:
+    """Raise :class:`StateDictMismatchError` unless ``state`` fits ``config`` exactly.
+
+    Every tensor must be present, floating point and of the expected shape; no extra tensors.
+    """
+    expected = expected_state_shapes(config)
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = []
+    for key in sorted(set(expected) & set(state)):
+        tensor = state[key]
+        if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
+            kind = getattr(tensor, 'dtype', type(tensor).__name__)
+            wrong.append(f'{key} (dtype {kind}, expected floating point)')
+        elif tuple(tensor.shape) != expected[key]:
+            wrong.append(f'{key} (shape {tuple(tensor.shape)}, expected {expected[key]})')
+    if missing or unexpected or wrong:
+        raise StateDictMismatchError(source, missing, unexpected, wrong)
+
+
+def official_key_to_ours(key: str) -> Optional[str]:
+    """Our key for an official state-dict key; None for dropped and derived entries.
+
+    Unknown prefixes are returned unchanged (they then show up as unexpected tensors).
+    """
+    if key in OFFICIAL_DROPPED_KEYS or key in OFFICIAL_DERIVED_BUFFERS:
+        return None
+    if key in OFFICIAL_RENAMES:
+        return OFFICIAL_RENAMES[key]
+    for official_prefix, our_prefix in OFFICIAL_PREFIXES:
+        if key.startswith(official_prefix):
+            return our_prefix + key[len(official_prefix):]
+    return key
+
+
+def our_key_to_official(key: str) -> str:
+    """Inverse of :func:`official_key_to_ours` for stored tensors (used in error messages)."""
+    for official, ours in OFFICIAL_RENAMES.items():
+        if key == ours:
+            return official
+    for official_prefix, our_prefix in OFFICIAL_PREFIXES:
+        if key.startswith(our_prefix):
+            return official_prefix + key[len(our_prefix):]
+    return key
+
+
+# --------------------------------------------------------------------------------------------
+# official release
+
+def read_official_config(official_dir: PathLike) -> RayDiffusionConfig:
+    """Model config from ``<official_dir>/hydra/config.yaml`` (only the keys the loader reads)."""
+    path = Path(official_dir) / OFFICIAL_CONFIG_FILE
+    if not path.is_file():
+        raise CheckpointError(f'official config {path} not found')
+    try:
+        cfg = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f'official config {path} is not valid YAML: {exc}') from exc
+    if not isinstance(cfg, Mapping):
+        raise CheckpointError(f'official config {path} is not a mapping')
+
+    def get(dotted: str, expected: type, default: Any = None) -> Any:
+        node: Any = cfg
+        for part in dotted.split('.'):
+            if not isinstance(node, Mapping) or part not in node:
+                if default is not None:
+                    return default
+                raise CheckpointError(f'official config {path} lacks {dotted}')
+            node = node[part]
+        if expected is float and isinstance(node, int) and not isinstance(node, bool):
+            node = float(node)
+        if isinstance(node, bool) != (expected is bool) or not isinstance(node, expected):
+            raise CheckpointError(f'official config {path}: {dotted} must be '
+                                  f'{expected.__name__}, got {node!r}')
+        return node
+
+    extractor = get('model.feature_extractor', str)
+    if extractor != OFFICIAL_FEATURE_EXTRACTOR:
+        raise CheckpointError(f'official config {path}: feature_extractor {extractor!r} is not '
+                              f'supported (only {OFFICIAL_FEATURE_EXTRACTOR!r})')
+    if not get('model.pred_x0', bool):
+        raise CheckpointError(f'official config {path}: model.pred_x0 is False; only '
+                              f'x0-prediction checkpoints are supported')
+    try:
+        return RayDiffusionConfig(
+            backbone=BackboneConfig(),
+            denoiser=DenoiserConfig(depth=get('model.depth', int),
+                                    num_patches=get('model.num_patches_x', int),
+                                    max_num_images=get('model.num_images', int),
+                                    append_ndc=get('model.append_ndc', bool)),
+            diffusion=DiffusionConfig(schedule=get('noise_scheduler.type', str),
+                                      max_timesteps=get('noise_scheduler.max_timesteps', int),
+                                      beta_start=get('noise_scheduler.beta_start', float),
+                                      beta_end=get('noise_scheduler.beta_end', float),
+                                      regression=get('training.regression', bool, False)),
+        )
+    except ConfigError as exc:
+        raise CheckpointError(f'official config {path}: {exc}') from exc
+
+
+def find_official_checkpoint(official_dir: PathLike, step: Optional[int] = None) -> Path:
+    """``checkpoints/ckpt_{step:08d}.pth``, or the lexicographically last ``*.pth``."""
+    folder = Path(official_dir) / OFFICIAL_CHECKPOINT_DIR
+    if step is not None:
+        path = folder / OFFICIAL_STEP_NAME.format(step)
+        if not path.is_file():
+            raise CheckpointError(f'official checkpoint {path} not found')
+        return path
+    candidates = sorted(folder.glob(OFFICIAL_CHECKPOINT_GLOB))
+    if not candidates:
+        raise CheckpointError(f'no {OFFICIAL_CHECKPOINT_GLOB} checkpoint in {folder}')
+    return candidates[-1]
+
+
+def load_official_state_dict(path: PathLike) -> StateDict:
+    """The ``state_dict`` entry of an official .pth file, loaded without running code."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f'checkpoint {path} not found')
+    data = _torch_load_weights_only(path)
+    if not isinstance(data, Mapping) or OFFICIAL_STATE_DICT_ENTRY not in data:
+        found = sorted(map(str, data)) if isinstance(data, Mapping) else type(data).__name__
+        raise CheckpointError(f'{path} is not an official RayDiffusion checkpoint: no '
+                              f'{OFFICIAL_STATE_DICT_ENTRY!r} entry (found {found})')
+    state = data[OFFICIAL_STATE_DICT_ENTRY]
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f'{path}: {OFFICIAL_STATE_DICT_ENTRY!r} is not a mapping')
+    bad = sorted(str(k) for k, v in state.items()
+                 if not isinstance(k, str) or not isinstance(v, torch.Tensor))
+    if bad:
+        raise CheckpointError(f'{path}: entries that are not named tensors: {bad[:12]}')
+    return dict(state)
+
+
+def convert_official_state_dict(official: Mapping[str, torch.Tensor],
+                                config: RayDiffusionConfig,
+                                source: str = 'official state dict') -> StateDict:
+    """Official keys/tensors -> our keys/float32 tensors, validated against ``config``.
+
+    Derived buffers present in ``official`` must equal the values rebuilt from ``config``.
+    """
+    state: StateDict = {}
+    for key, tensor in official.items():
+        ours = official_key_to_ours(key)
+        if ours is None:
+            continue
+        if ours == OFFICIAL_RENAMES['ray_predictor.x_embedder.proj.weight'] and tensor.ndim == 4:
+            if tensor.shape[2:] != (1, 1):
+                raise StateDictMismatchError(source, [], [], [
+                    f'{key} (shape {tuple(tensor.shape)}, expected a 1x1 kernel)'])
+            tensor = tensor.reshape(tensor.shape[0], tensor.shape[1])
+        state[ours] = tensor
+    try:
+        validate_state_dict(state, config, source)
+    except StateDictMismatchError as exc:
+        raise StateDictMismatchError(
+            source, [our_key_to_official(k) for k in exc.missing],
+            [our_key_to_official(k) for k in exc.unexpected],
+            [_rename_first_word(w, our_key_to_official) for w in exc.wrong]) from None
+    _check_derived_buffers(official, config, source)
+    return {key: value.to(STORED_DTYPE).contiguous() for key, value in state.items()}
+
+
+def import_official(official_dir: PathLike, out_dir: PathLike, step: Optional[int] = None,
+                    overwrite: bool = False) -> Path:
+    """Convert an official release folder to our format in ``out_dir``; returns ``out_dir``."""
+    config = read_official_config(official_dir)
+    checkpoint = find_official_checkpoint(official_dir, step)
+    state = convert_official_state_dict(load_official_state_dict(checkpoint), config,
+                                        source=str(checkpoint))
+    save_model_dir(out_dir, state, config, overwrite=overwrite)
+    return Path(out_dir)
+
+
+# --------------------------------------------------------------------------------------------
+# our format
+
+def save_model_dir(out_dir: PathLike, state: Mapping[str, torch.Tensor],
+                   config: RayDiffusionConfig, overwrite: bool = False) -> None:
+    """Write ``config.yaml`` and ``model.safetensors`` (float32) into ``out_dir``.
+
+    ``state`` uses our keys (``RayDiffusionModel.state_dict()``); it is validated first. Files
+    are written under temporary names and renamed, so a failed save leaves no partial model.
+    """
+    out = Path(out_dir)
+    validate_state_dict(state, config, 'state dict to save')
+    existing = [out / name for name in (WEIGHTS_FILE, CONFIG_FILE) if (out / name).exists()]
+    if existing and not overwrite:
+        raise CheckpointError(f'{existing[0]} exists (pass overwrite=True to replace it)')
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = {key: value.detach().to('cpu', STORED_DTYPE).contiguous()
+               for key, value in state.items()}
+    metadata = {'format': FORMAT_NAME, 'format_version': FORMAT_VERSION,
+                'sha256': tensors_digest(tensors)}
+    tmp_dir = Path(tempfile.mkdtemp(prefix='.saving-', dir=out))
+    try:
+        save_file(tensors, str(tmp_dir / WEIGHTS_FILE), metadata=metadata)
+        save_config_yaml(config, tmp_dir / CONFIG_FILE)
+        for name in (WEIGHTS_FILE, CONFIG_FILE):
+            os.replace(tmp_dir / name, out / name)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def save_model(model: RayDiffusionModel, out_dir: PathLike, overwrite: bool = False) -> None:
+    """Save a model's weights and config in our format."""
+    save_model_dir(out_dir, model.state_dict(), model.config, overwrite=overwrite)
+
+
+def load_state(model_dir: PathLike, verify: bool = True) -> Tuple[RayDiffusionConfig, StateDict]:
+    """Read (config, state dict) from one of our model folders, validating everything.
+
+    ``verify`` recomputes the SHA-256 of the tensors (about 1 s per 1.6 GB) to catch corrupt
+    data bytes; header corruption and truncation are always detected.
+    """
+    folder = Path(model_dir)
+    config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
+    for path in (config_path, weights_path):
+        if not path.is_file():
+            raise CheckpointError(f'model file {path} not found')
+    try:
+        config = load_config_yaml(config_path)
+    except (ConfigError, OSError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f'{config_path} is not a valid model config: {exc}') from exc
+    try:
+        with safe_open(str(weights_path), framework='pt', device='cpu') as handle:
+            metadata = handle.metadata() or {}
+            # clone: fresh (64-byte aligned) storage per tensor; numerics then match a
+            # model built in memory bit for bit
+            state = {key: handle.get_tensor(key).clone() for key in handle.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f'{weights_path} is not a readable safetensors file (truncated or '
+                              f'corrupt): {exc}') from exc
+    if metadata.get('format') != FORMAT_NAME:
+        raise CheckpointError(f'{weights_path} is not a {FORMAT_NAME} file '
+                              f'(format metadata {metadata.get("format")!r})')
+    if metadata.get('format_version') != FORMAT_VERSION:
+        raise CheckpointError(f'{weights_path} has format version '
+                              f'{metadata.get("format_version")!r}, expected {FORMAT_VERSION}')
+    validate_state_dict(state, config, str(weights_path))
+    if verify and tensors_digest(state) != metadata.get('sha256'):
+        raise CheckpointError(f'{weights_path} is corrupt: the SHA-256 of its tensors does not '
+                              f'match the one recorded when it was saved')
+    return config, state
+
+
+def load_model(model_dir: PathLike, device: Union[str, torch.device] = 'cpu',
+               verify: bool = True) -> RayDiffusionModel:
+    """Build a :class:`RayDiffusionModel` from one of our model folders (in eval mode)."""
+    config, state = load_state(model_dir, verify=verify)
+    with torch.device('meta'):
+        model = RayDiffusionModel(config)
+    model.load_state_dict(state, strict=True, assign=True)
+    return model.to(device).eval()
+
+
+def tensors_digest(tensors: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 (hex) over keys, dtypes, shapes and bytes of CPU tensors, in sorted key order."""
+    digest = hashlib.sha256()
+    for key in sorted(tensors):
+        tensor = tensors[key].detach().cpu().contiguous()
+        digest.update(f'{key}|{tensor.dtype}|{tuple(tensor.shape)}|'.encode())
+        digest.update(tensor.view(torch.uint8).numpy() if tensor.numel() else b'')
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+def _check_zip_crc(path: Path) -> None:
+    """Verify the CRC-32 of every record of a zip-format torch file (torch.load does not)."""
+    if not zipfile.is_zipfile(path):
+        return  # legacy (non-zip) format, or truncated: torch.load reports it
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise CheckpointError(f'{path} is truncated or corrupt: {exc}') from exc
+    if bad is not None:
+        raise CheckpointError(f'{path} is corrupt: CRC-32 mismatch in record {bad!r}')
+
+
+def _torch_load_weights_only(path: Path) -> Any:
+    _check_zip_crc(path)
+    try:
+        try:
+            return torch.load(path, map_location='cpu', weights_only=True, mmap=True)
+        except RuntimeError as exc:
+            if 'mmap' not in str(exc):
+                raise
+            return torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if WEIGHTS_ONLY_REFUSAL in str(exc):
+            reason = str(exc).strip().splitlines()
+            detail = next((line for line in reason if 'unsupported' in line.lower()), reason[0])
+            raise UnsafeCheckpointError(
+                f'{path} needs code execution to unpickle and is refused ({detail.strip()})'
+            ) from None
+        raise CheckpointError(f'{path} is corrupt (not a torch checkpoint): {exc}') from exc
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError) as exc:
+        raise CheckpointError(f'{path} is truncated or corrupt: {exc}') from exc
+
+
+def _rename_first_word(text: str, rename: Any) -> str:
+    key, _, rest = text.partition(' ')
+    return f'{rename(key)} {rest}' if rest else rename(key)
+
+
+def _check_derived_buffers(official: Mapping[str, torch.Tensor], config: RayDiffusionConfig,
+                           source: str) -> None:
+    with torch.device('meta'):
+        model = RayDiffusionModel(config)
+    rebuilt = dict(model.named_buffers())
+    wrong = []
+    for official_key, our_key in OFFICIAL_DERIVED_BUFFERS.items():
+        if official_key not in official:
+            continue
+        value = official[official_key].float()
+        reference = rebuilt[our_key]
+        value = value.reshape(reference.shape) if value.numel() == reference.numel() else value
+        if value.shape != reference.shape:
+            wrong.append(f'{official_key} (shape {tuple(official[official_key].shape)}, '
+                         f'expected {tuple(reference.shape)} elements from the config)')
+        elif not torch.allclose(value, reference, rtol=DERIVED_BUFFER_RTOL,
+                                atol=DERIVED_BUFFER_ATOL):
+            diff = (value - reference).abs().max().item()
+            wrong.append(f'{official_key} (differs from the value rebuilt from the config by '
+                         f'up to {diff:.3g})')
+    if wrong:
+        raise StateDictMismatchError(source, [], [], wrong)

@@ -1,0 +1,332 @@
+"""Typed configuration of the ray-diffusion model: backbone, denoiser and diffusion schedule.
+
+Every number the network, the sampler and the checkpoint code need lives here, in three frozen
+dataclasses grouped by :class:`RayDiffusionConfig`. Configurations round-trip through plain
+dictionaries (``to_dict`` / ``config_from_dict``) so they can be written to and read from YAML.
+
+Presets (:func:`preset`):
+
+* ``official``: the released RayDiffusion model (DINOv2 ViT-S/14 backbone, 16-block DiT with
+  hidden size 1152, 100-step linear DDPM sampled at every step, x0 returned at t = 29).
+* ``small``: a CPU-sized variant meant to sample 8 views on 2 cores in a few seconds. It keeps the
+  ViT-S/14 backbone (so the public DINOv2 weights can still be used and its features stay
+  compatible with the official ones) but uses a 4-block DiT with hidden size 256 and samples the
+  same 100-step schedule with stride 10 (t = 99, 89, ..., 29: 8 network evaluations instead of 71).
+  Trade-off: no released weights exist for it; it has to be trained, it is far smaller than the
+  model of the paper (about 3.5 M denoiser parameters against 387 M), and the strided sampler
+  takes coarser posterior steps, so its pose accuracy is expected to be lower.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Callable, Dict, Mapping, Type, TypeVar, Union
+
+import yaml
+
+MOMENT_NORMALIZATIONS = ('official', 'orthogonal', 'none')
+"""x0 moment post-processing modes (see :func:`raydiff_ros.model.diffusion.normalize_rays`)."""
+
+SCHEDULE_TYPES = ('linear',)
+PREDICTION_TYPES = ('x0',)
+
+RAY_DIM = 6
+"""Channels of a Plücker ray: unit direction d (3) then moment m = c x d (3)."""
+
+NDC_DIM = 2
+"""Channels of the NDC patch-centre coordinate (x', y') appended to every token."""
+
+
+class ConfigError(ValueError):
+    """A configuration value or dictionary is invalid."""
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    """DINOv2 vision transformer that turns 224x224 crops into a grid of patch features.
+
+    Defaults are DINOv2 ViT-S/14 as published (``dinov2_vits14``).
+    """
+
+    image_size: int = 224
+    """Side of the square input crop in pixels (must be a multiple of ``patch_size``)."""
+    patch_size: int = 14
+    in_channels: int = 3
+    embed_dim: int = 384
+    depth: int = 12
+    num_heads: int = 6
+    mlp_ratio: float = 4.0
+    """MLP hidden size = int(embed_dim * mlp_ratio); the activation is the exact (erf) GELU."""
+    layer_norm_eps: float = 1e-6
+    pos_embed_grid: int = 37
+    """Side of the learned positional-embedding grid (518 / 14 = 37), plus one class token."""
+    interpolate_offset: float = 0.1
+    """DINOv2 adds this to the target grid side before computing the bicubic scale factor."""
+
+    def __post_init__(self) -> None:
+        _require_positive(self, ('image_size', 'patch_size', 'in_channels', 'embed_dim',
+                                 'depth', 'num_heads', 'pos_embed_grid'))
+        if self.embed_dim % self.num_heads:
+            raise ConfigError(f'backbone.embed_dim {self.embed_dim} is not divisible by '
+                              f'num_heads {self.num_heads}')
+        if self.image_size % self.patch_size:
+            raise ConfigError(f'backbone.image_size {self.image_size} is not a multiple of '
+                              f'patch_size {self.patch_size}')
+        if self.mlp_ratio <= 0 or self.layer_norm_eps <= 0:
+            raise ConfigError('backbone.mlp_ratio and layer_norm_eps must be positive')
+
+    @property
+    def mlp_hidden_dim(self) -> int:
+        return int(self.embed_dim * self.mlp_ratio)
+
+    @property
+    def feature_grid(self) -> int:
+        """Side of the patch-token grid for an ``image_size`` input (16 for 224 / 14)."""
+        return self.image_size // self.patch_size
+
+
+@dataclass(frozen=True)
+class DenoiserConfig:
+    """DiT ray denoiser: tokens are (image, patch) pairs, conditioned on the timestep only."""
+
+    depth: int = 16
+    hidden_size: int = 1152
+    num_heads: int = 16
+    mlp_ratio: float = 4.0
+    """MLP hidden size = int(hidden_size * mlp_ratio); the activation is tanh-approximated GELU."""
+    num_patches: int = 16
+    """Side of the per-image patch grid (16 x 16 rays per image)."""
+    max_num_images: int = 8
+    """Rows of the stored image-index table; also the sampler's images per forward pass."""
+    feature_dim: int = 384
+    """Channels of the backbone features (must equal ``BackboneConfig.embed_dim``)."""
+    append_ndc: bool = True
+    """Append the 2 NDC patch-centre coordinates to each token's input."""
+    image_index_base: float = 10000.0
+    """Sinusoid base of the image-index positional table."""
+    patch_index_base: float = 70007.0
+    """Sinusoid base of the (flattened) patch-index positional table."""
+    timestep_embedding_dim: int = 256
+    timestep_max_period: float = 10000.0
+    layer_norm_eps: float = 1e-6
+
+    def __post_init__(self) -> None:
+        _require_positive(self, ('depth', 'hidden_size', 'num_heads', 'num_patches',
+                                 'max_num_images', 'feature_dim', 'timestep_embedding_dim'))
+        if self.hidden_size % self.num_heads:
+            raise ConfigError(f'denoiser.hidden_size {self.hidden_size} is not divisible by '
+                              f'num_heads {self.num_heads}')
+        if self.timestep_embedding_dim % 2:
+            raise ConfigError('denoiser.timestep_embedding_dim must be even')
+        if self.max_num_images < 2:
+            raise ConfigError('denoiser.max_num_images must be at least 2 (image 0 + one more '
+                              'per chunk)')
+        if min(self.mlp_ratio, self.image_index_base, self.patch_index_base,
+               self.timestep_max_period, self.layer_norm_eps) <= 0:
+            raise ConfigError('denoiser ratios, bases, periods and eps must be positive')
+
+    @property
+    def in_channels(self) -> int:
+        """Input channels per token: feature, noisy ray, and (optionally) NDC xy."""
+        return self.feature_dim + RAY_DIM + (NDC_DIM if self.append_ndc else 0)
+
+    @property
+    def mlp_hidden_dim(self) -> int:
+        return int(self.hidden_size * self.mlp_ratio)
+
+    @property
+    def tokens_per_image(self) -> int:
+        return self.num_patches * self.num_patches
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """DDPM schedule and sampler settings (x0 prediction, posterior mean with sigma = 0)."""
+
+    schedule: str = 'linear'
+    max_timesteps: int = 100
+    beta_start: float = 1e-4
+    beta_end: float = 0.2
+    prediction: str = 'x0'
+    return_timestep: int = 29
+    """The sampler returns the x0 prediction made at this timestep (and stops there by default)."""
+    sampling_stride: int = 1
+    """Sample timesteps T-1, T-1-stride, ...; 1 is the official every-step sampler."""
+    clip_bound: float = 5.0
+    """x_t is clamped to [-clip_bound, clip_bound] after every update."""
+    normalize_directions: bool = True
+    moment_normalization: str = 'official'
+    """'official' (the released code's quirk), 'orthogonal' (exact projection) or 'none'."""
+    regression: bool = False
+    """One-step regression model: a single forward at t = max_timesteps on random rays."""
+
+    def __post_init__(self) -> None:
+        _require_positive(self, ('max_timesteps', 'sampling_stride'))
+        _require_choice(self, 'schedule', SCHEDULE_TYPES)
+        _require_choice(self, 'prediction', PREDICTION_TYPES)
+        _require_choice(self, 'moment_normalization', MOMENT_NORMALIZATIONS)
+        if not 0 < self.beta_start < self.beta_end < 1:
+            raise ConfigError(f'diffusion betas must satisfy 0 < beta_start < beta_end < 1, got '
+                              f'{self.beta_start}, {self.beta_end}')
+        if not 0 <= self.return_timestep < self.max_timesteps:
+            raise ConfigError(f'diffusion.return_timestep {self.return_timestep} is outside '
+                              f'[0, {self.max_timesteps})')
+        if (self.max_timesteps - 1 - self.return_timestep) % self.sampling_stride:
+            raise ConfigError(f'diffusion.return_timestep {self.return_timestep} is not on the '
+                              f'sampling grid {self.max_timesteps - 1}, '
+                              f'{self.max_timesteps - 1 - self.sampling_stride}, ...')
+        if self.clip_bound <= 0:
+            raise ConfigError('diffusion.clip_bound must be positive')
+
+
+@dataclass(frozen=True)
+class RayDiffusionConfig:
+    """Whole model: backbone features -> DiT denoiser -> diffusion sampler."""
+
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+
+    def __post_init__(self) -> None:
+        if self.denoiser.feature_dim != self.backbone.embed_dim:
+            raise ConfigError(f'denoiser.feature_dim {self.denoiser.feature_dim} differs from '
+                              f'backbone.embed_dim {self.backbone.embed_dim}')
+
+    def to_dict(self) -> Dict[str, Dict[str, Any]]:
+        """Plain nested dictionary (YAML-safe scalars only)."""
+        return {f.name: _dataclass_to_dict(getattr(self, f.name)) for f in fields(self)}
+
+
+def config_from_dict(data: Mapping[str, Any]) -> RayDiffusionConfig:
+    """Build a :class:`RayDiffusionConfig` from a nested dictionary (e.g. ``yaml.safe_load``).
+
+    Missing sections or fields take their defaults (the official values); unknown keys and values
+    of the wrong type raise :class:`ConfigError` naming the offending key.
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError(f'model config must be a mapping, got {type(data).__name__}')
+    sections = {f.name: f for f in fields(RayDiffusionConfig)}
+    unknown = sorted(set(data) - set(sections))
+    if unknown:
+        raise ConfigError(f'unknown model config section(s): {unknown}')
+    kwargs = {}
+    for name, section_cls in (('backbone', BackboneConfig), ('denoiser', DenoiserConfig),
+                              ('diffusion', DiffusionConfig)):
+        if name in data:
+            kwargs[name] = _dataclass_from_dict(section_cls, data[name], name)
+    return RayDiffusionConfig(**kwargs)
+
+
+def official_config() -> RayDiffusionConfig:
+    """The released RayDiffusion model (``co3d_diffusion``)."""
+    return RayDiffusionConfig()
+
+
+def small_config() -> RayDiffusionConfig:
+    """CPU-sized model: ViT-S/14 backbone, 4-block DiT of width 256, 8 sampling steps."""
+    return RayDiffusionConfig(
+        denoiser=DenoiserConfig(depth=4, hidden_size=256, num_heads=4),
+        diffusion=DiffusionConfig(sampling_stride=10),
+    )
+
+
+PRESETS: Dict[str, Callable[[], RayDiffusionConfig]] = {
+    'official': official_config,
+    'small': small_config,
+}
+
+
+def preset(name: str) -> RayDiffusionConfig:
+    """Return the named preset configuration (``official`` or ``small``)."""
+    try:
+        return PRESETS[name]()
+    except KeyError:
+        raise ConfigError(f'unknown model preset {name!r}; known: {sorted(PRESETS)}') from None
+
+
+def with_overrides(config: RayDiffusionConfig,
+                   **sections: Mapping[str, Any]) -> RayDiffusionConfig:
+    """Copy ``config`` with some fields of some sections replaced.
+
+    Example: ``with_overrides(cfg, diffusion={'return_timestep': 0})``.
+    """
+    merged = config.to_dict()
+    for name, values in sections.items():
+        if name not in merged:
+            raise ConfigError(f'unknown model config section {name!r}')
+        merged[name].update(values)
+    return config_from_dict(merged)
+
+
+def save_config_yaml(config: RayDiffusionConfig, path: Union[str, Path]) -> None:
+    """Write ``config`` as YAML (sections backbone / denoiser / diffusion)."""
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def load_config_yaml(path: Union[str, Path]) -> RayDiffusionConfig:
+    """Read a YAML file written by :func:`save_config_yaml`."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f'{path} is not valid YAML: {exc}') from exc
+    return config_from_dict(data if data is not None else {})
+
+
+# --------------------------------------------------------------------------------------------
+# dataclass <-> dict helpers
+
+_T = TypeVar('_T')
+
+
+def _dataclass_to_dict(obj: Any) -> Dict[str, Any]:
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
+
+
+def _dataclass_from_dict(cls: Type[_T], data: Any, path: str) -> _T:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f'{path} must be a mapping, got {type(data).__name__}')
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(f'unknown key(s) in {path}: {unknown}')
+    defaults = cls()
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _coerce(value, type(getattr(defaults, name)), f'{path}.{name}')
+    return replace(defaults, **kwargs)
+
+
+def _coerce(value: Any, expected: type, path: str) -> Any:
+    if expected is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f'{path} must be a bool, got {value!r}')
+        return value
+    if expected is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f'{path} must be an int, got {value!r}')
+        return value
+    if expected is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f'{path} must be a number, got {value!r}')
+        return float(value)
+    if expected is str:
+        if not isinstance(value, str):
+            raise ConfigError(f'{path} must be a string, got {value!r}')
+        return value
+    raise ConfigError(f'{path}: unsupported field type {expected.__name__}')  # pragma: no cover
+
+
+def _require_positive(obj: Any, names: tuple) -> None:
+    cls = type(obj).__name__
+    for name in names:
+        value = getattr(obj, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ConfigError(f'{cls}.{name} must be a positive int, got {value!r}')
+
+
+def _require_choice(obj: Any, name: str, choices: tuple) -> None:
+    value = getattr(obj, name)
+    if value not in choices:
+        raise ConfigError(f'{type(obj).__name__}.{name} must be one of {choices}, got {value!r}')
+
