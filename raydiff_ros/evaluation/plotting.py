@@ -10,8 +10,9 @@ canvas only (no pyplot, no global backend change).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
@@ -94,9 +95,6 @@ def plot_view_set(
     Returns:
         ``path``.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     indices = list(record.indices)
     gt_R, gt_t = dataset.R[indices], dataset.t[indices]
     gt_centers = camera_centers(gt_R, gt_t)
@@ -111,20 +109,55 @@ def plot_view_set(
     gt_corners = frustum_corners_world(dataset.K[indices], gt_R, gt_t, sizes, depth)
     pred_corners = frustum_corners_world(K, pred_R, pred_t, sizes, depth)
 
+    names = ', '.join(dataset.image_paths[i].name for i in indices)
+    return plot_camera_sets(
+        [CameraSetStyle(gt_corners, gt_centers, GROUND_TRUTH_COLOR, 'ground truth',
+                        GROUND_TRUTH_WIDTH),
+         CameraSetStyle(pred_corners, pred_centers, PREDICTION_COLOR, 'prediction (aligned)',
+                        PREDICTION_WIDTH)],
+        path, title or f'{dataset.name}: {names}', links=(gt_centers, pred_centers))
+
+
+@dataclass(frozen=True)
+class CameraSetStyle:
+    """One set of cameras to draw: frustum corners (N, 4, 3), centres (N, 3), and style."""
+
+    corners: np.ndarray
+    centers: np.ndarray
+    color: str
+    label: str
+    width: float
+
+
+def plot_camera_sets(
+    camera_sets: Sequence[CameraSetStyle], path: Path, title: str,
+    links: Optional[tuple[np.ndarray, np.ndarray]] = None,
+) -> Path:
+    """Draw camera frustums of one or more sets in one 3-D figure and save it as a PNG.
+
+    Args:
+        camera_sets: the sets to draw (see :class:`CameraSetStyle`; corners from
+            :func:`frustum_corners_world`).
+        path: PNG file to write.
+        title: figure title.
+        links: optional pair of (N, 3) centre arrays joined by dashed lines (e.g. errors).
+
+    Returns:
+        ``path``.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=FIGURE_SIZE_INCHES, dpi=FIGURE_DPI)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot(projection='3d')
-    _draw_cameras(
-        axes, gt_corners, gt_centers, GROUND_TRUTH_COLOR, 'ground truth', GROUND_TRUTH_WIDTH
-    )
-    _draw_cameras(
-        axes, pred_corners, pred_centers, PREDICTION_COLOR, 'prediction (aligned)',
-        PREDICTION_WIDTH,
-    )
-    for gt_center, pred_center in zip(gt_centers, pred_centers, strict=True):
-        axes.plot(*np.stack([gt_center, pred_center]).T, color=OFFSET_COLOR, linestyle='--')
+    for style in camera_sets:
+        _draw_cameras(axes, style.corners, style.centers, style.color, style.label, style.width)
+    if links is not None:
+        for start, end in zip(*links, strict=True):
+            axes.plot(*np.stack([start, end]).T, color=OFFSET_COLOR, linestyle='--')
 
-    points = np.concatenate([gt_corners.reshape(-1, 3), pred_corners.reshape(-1, 3)])
+    points = np.concatenate([style.corners.reshape(-1, 3) for style in camera_sets])
     middle = 0.5 * (points.min(axis=0) + points.max(axis=0))
     half = PLOT_MARGIN * 0.5 * float(np.max(points.max(axis=0) - points.min(axis=0)))
     axes.set_xlim(middle[0] - half, middle[0] + half)
@@ -135,8 +168,7 @@ def plot_view_set(
     axes.set_ylabel('y')
     axes.set_zlabel('z')
     axes.legend(loc='upper left', fontsize=LABEL_FONT_SIZE)
-    names = ', '.join(dataset.image_paths[i].name for i in indices)
-    axes.set_title(title or f'{dataset.name}: {names}', fontsize=LABEL_FONT_SIZE, wrap=True)
+    axes.set_title(title, fontsize=LABEL_FONT_SIZE, wrap=True)
     path = Path(path)
     figure.savefig(path)
     return path

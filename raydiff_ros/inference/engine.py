@@ -21,7 +21,7 @@ GPU memory is reused between calls through torch's caching allocator; nothing is
 between calls except the model.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 import threading
 import time
@@ -200,6 +200,8 @@ class PoseEstimator:
             self.model = load_model(model, device=self.device)
             self.model_name = Path(model).name
         self.num_patches = self.model.num_patches
+        # The crop is resized to what the backbone takes.
+        self._crop = replace(config.crop, input_size=self.model.config.backbone.image_size)
         self._lock = threading.Lock()
         self._fit_config = (HomographyFitConfig.official() if config.official_homography_fit
                             else HomographyFitConfig())
@@ -244,7 +246,7 @@ class PoseEstimator:
         timings = {}
         start = time.perf_counter()
         try:
-            views = preprocess_views(images, self.config.crop, bboxes, self.num_patches)
+            views = preprocess_views(images, self._crop, bboxes, self.num_patches)
         except (ImageInputError, ValueError) as error:
             raise EstimationError(str(error)) from error
         timings['preprocess'] = time.perf_counter() - start

@@ -1,0 +1,146 @@
+"""``raydiff-estimate``: estimate the cameras of 2..N images, without ROS.
+
+    raydiff-estimate IMAGE... [--intrinsics FILE] [--model DIR] --output poses.json
+                     [--plot cameras.png] [--samples K] [--device auto] [--dtype auto]
+
+Writes ``poses.json`` (format ``raydiff_ros.estimate.v1``): per image, the pose of its camera's
+optical frame in the first camera's optical frame (``reference_T_camera``, 4x4, OpenCV/ROS axes
+x right, y down, z forward), the inverse (world-to-camera R, t with the world = camera 0), the
+intrinsics used or estimated, and the spread of the diffusion samples. Translations are in
+reference units (mean distance of the other cameras from camera 0 = 1): no metric scale.
+"""
+
+import argparse
+import json
+from pathlib import Path
+import sys
+from typing import Optional, Sequence
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from raydiff_ros.inference.engine import EngineConfig, EstimationError, PoseEstimator
+from raydiff_ros.inference.intrinsics_file import IntrinsicsFileError, load_intrinsics
+from raydiff_ros.inference.models import ModelNotFoundError, resolve_model_dir
+from raydiff_ros.model.checkpoint import CheckpointError
+from raydiff_ros.model.config import ConfigError
+
+PROGRAM_NAME = 'raydiff-estimate'
+OUTPUT_FORMAT = 'raydiff_ros.estimate.v1'
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+FRUSTUM_DEPTH = 0.3
+"""Depth of the plotted frustums, reference units."""
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    """Read an image file as (H, W, 3) uint8 RGB (alpha dropped, grey expanded)."""
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert('RGB'))
+    except (OSError, UnidentifiedImageError) as error:
+        raise EstimationError(f'cannot read image {path}: {error}') from error
+
+
+def result_to_json(result, image_paths: Sequence[Path], model_name: str) -> dict:
+    cameras = []
+    camera_T_reference = result.camera_T_reference
+    for k, path in enumerate(image_paths):
+        cameras.append({
+            'image': str(path),
+            'reference_T_camera': result.reference_T_camera[k].tolist(),
+            'camera_T_reference': camera_T_reference[k].tolist(),
+            'R': camera_T_reference[k, :3, :3].tolist(),
+            't': camera_T_reference[k, :3, 3].tolist(),
+            'K': result.K[k].tolist(),
+            'rotation_spread_deg': float(result.rotation_spread_deg[k]),
+            'center_spread': float(result.center_spread[k]),
+        })
+    return {
+        'format': OUTPUT_FORMAT,
+        'reference_frame': 'optical frame of the first image (x right, y down, z forward)',
+        'translation_units': 'reference units: mean distance of cameras 1..N-1 from camera 0',
+        'model': model_name,
+        'num_samples': int(result.samples_reference_T_camera.shape[0]),
+        'intrinsics_estimated': bool(result.intrinsics_estimated),
+        'cameras': cameras,
+        'timings_s': result.timings_s,
+    }
+
+
+def plot_result(result, image_sizes: np.ndarray, path: Path, title: str) -> Path:
+    from raydiff_ros.evaluation.plotting import (
+        PREDICTION_COLOR,
+        PREDICTION_WIDTH,
+        CameraSetStyle,
+        frustum_corners_world,
+        plot_camera_sets,
+    )
+    camera_T_reference = result.camera_T_reference
+    R, t = camera_T_reference[:, :3, :3], camera_T_reference[:, :3, 3]
+    corners = frustum_corners_world(result.K, R, t, image_sizes, FRUSTUM_DEPTH)
+    centers = result.reference_T_camera[:, :3, 3]
+    return plot_camera_sets(
+        [CameraSetStyle(corners, centers, PREDICTION_COLOR, 'estimate', PREDICTION_WIDTH)],
+        path, title)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM_NAME, description='Estimate the relative camera poses of 2..N images '
+        'with ray diffusion (no ROS needed).')
+    parser.add_argument('images', nargs='+', type=Path, metavar='IMAGE')
+    parser.add_argument('--intrinsics', type=Path, metavar='FILE',
+                        help='YAML/JSON with K for all images, per image, or a ROS camera_info '
+                             'YAML; without it the intrinsics are estimated')
+    parser.add_argument('--model', type=Path, metavar='DIR',
+                        help='model folder (default: $RAYDIFF_MODEL_DIR or the shipped model)')
+    parser.add_argument('--output', type=Path, required=True, metavar='poses.json')
+    parser.add_argument('--plot', type=Path, metavar='cameras.png')
+    parser.add_argument('--samples', type=int, default=1, metavar='K',
+                        help='diffusion samples drawn in one batch (uncertainty needs >= 2)')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
+    parser.add_argument('--dtype', default='auto',
+                        help='auto, float32, bfloat16 or float16 (network precision)')
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_request:
+        return EXIT_OK if exit_request.code in (None, 0) else EXIT_USAGE
+    try:
+        images = [load_rgb(path) for path in args.images]
+        sizes = np.array([[im.shape[1], im.shape[0]] for im in images])
+        K = None if args.intrinsics is None else load_intrinsics(args.intrinsics,
+                                                                 [tuple(s) for s in sizes])
+        model_dir = resolve_model_dir(args.model)
+        config = EngineConfig(device=args.device, dtype=args.dtype, num_samples=args.samples,
+                              seed=args.seed, max_views=max(len(images), 2), warmup=False)
+        estimator = PoseEstimator(model_dir, config)
+        result = estimator.estimate(images, K)
+    except (EstimationError, IntrinsicsFileError, ModelNotFoundError, CheckpointError,
+            ConfigError, ValueError) as error:
+        print(f'{PROGRAM_NAME}: error: {error}', file=sys.stderr)
+        return EXIT_USAGE if not isinstance(error, EstimationError) else EXIT_FAILURE
+    payload = result_to_json(result, args.images, model_dir.name)
+    try:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(payload, indent=2) + '\n')
+        if args.plot is not None:
+            plot_result(result, sizes, args.plot, f'{PROGRAM_NAME}: {len(images)} views')
+    except OSError as error:
+        print(f'{PROGRAM_NAME}: error: cannot write output: {error}', file=sys.stderr)
+        return EXIT_FAILURE
+    for camera in payload['cameras']:
+        x, y, z = np.asarray(camera['reference_T_camera'])[:3, 3]
+        print(f"{camera['image']}: position in camera 0 frame ({x:+.3f}, {y:+.3f}, {z:+.3f}), "
+              f"rotation spread {camera['rotation_spread_deg']:.2f} deg")
+    print(f'wrote {args.output}' + (f' and {args.plot}' if args.plot else ''))
+    return EXIT_OK
+
+
+if __name__ == '__main__':
+    sys.exit(main())
