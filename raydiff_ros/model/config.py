@@ -13,7 +13,7 @@ Presets (:func:`preset`):
   compatible with the official ones) but uses a 4-block DiT with hidden size 256 and samples the
   same 100-step schedule with stride 10 (t = 99, 89, ..., 29: 8 network evaluations instead of 71).
   Trade-off: no released weights exist for it; it has to be trained, it is far smaller than the
-  model of the paper (about 3.5 M denoiser parameters against 387 M), and the strided sampler
+  model of the paper (5.1 M denoiser parameters against 387 M), and the strided sampler
   takes coarser posterior steps, so its pose accuracy is expected to be lower.
 """
 

@@ -46,6 +46,8 @@ DIRECTION = slice(0, 3)
 MOMENT = slice(3, 6)
 RAY_CHANNEL_DIM = 2
 """Channel axis of spatial rays (B, N, 6, P, P)."""
+OFFICIAL_MAX_IMAGES_PER_PASS = 8
+"""Images per network pass of the released model (its demo chunks larger sets)."""
 
 Timestep = Union[int, torch.Tensor]
 DenoiseFn = Callable[[torch.Tensor, torch.Tensor, Timestep, Optional[torch.Tensor]], torch.Tensor]
@@ -215,8 +217,8 @@ def sampler_step(denoise: DenoiseFn, features: torch.Tensor, ndc: Optional[torch
 def sample_rays(denoise: DenoiseFn, features: torch.Tensor, ndc: Optional[torch.Tensor],
                 schedule: NoiseSchedule, *, generator: Optional[torch.Generator] = None,
                 x_T: Optional[torch.Tensor] = None, run_to_end: bool = False,
-                record_loop_indices: Iterable[int] = (), max_images_per_pass: int = 8,
-                ) -> SampleResult:
+                record_loop_indices: Iterable[int] = (),
+                max_images_per_pass: int = OFFICIAL_MAX_IMAGES_PER_PASS) -> SampleResult:
     """Run the ray sampler; returns the x0 prediction at ``return_timestep``.
 
     Args:
@@ -270,8 +272,8 @@ def sample_rays(denoise: DenoiseFn, features: torch.Tensor, ndc: Optional[torch.
 
 def regress_rays(denoise: DenoiseFn, features: torch.Tensor, ndc: Optional[torch.Tensor],
                  schedule: NoiseSchedule, *, generator: Optional[torch.Generator] = None,
-                 x_T: Optional[torch.Tensor] = None, max_images_per_pass: int = 8,
-                 ) -> torch.Tensor:
+                 x_T: Optional[torch.Tensor] = None,
+                 max_images_per_pass: int = OFFICIAL_MAX_IMAGES_PER_PASS) -> torch.Tensor:
     """Regression variant: one raw forward at t = max_timesteps on N(0, I) rays.
 
     features (B, N, F, P, P), ndc (B, N, 2, P, P) or None -> rays (B, N, 6, P, P), not normalised.
