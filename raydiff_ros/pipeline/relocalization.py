@@ -35,9 +35,10 @@ survey.
 Refusals (``RelocalizationError``): fewer than 2 stored poses (3 or more, not collinear, are
 preferred; ``ViewSetConfig.relocalization_min_known_poses`` asks for 3 by default), stored map
 positions spanning less than ``relocalization_min_map_extent_m``, coincident estimated
-centres, a non-positive fitted scale, or an RMS residual larger than
-``relocalization_max_relative_residual`` times the RMS spread of the stored positions (the
-estimate disagrees with the map).
+centres, a non-positive fitted scale, an RMS position residual larger than
+``relocalization_max_relative_residual`` times the RMS spread of the stored positions, or an
+RMS orientation residual above ``relocalization_max_rotation_residual_deg`` (the estimate
+disagrees with the map).
 """
 
 from dataclasses import dataclass
@@ -83,6 +84,10 @@ class RelocalizationConfig:
             [0, 1).
         relocalization_max_relative_residual: refuse when the RMS alignment residual exceeds
             this fraction of the RMS spread of the stored positions, > 0.
+        relocalization_max_rotation_residual_deg: refuse when the RMS angle between the
+            aligned estimated orientations of the stored cameras and their map orientations
+            exceeds this, degrees, (0, 180]. Catches estimates whose positions fit the map but
+            whose cameras are flipped (three points always fit a mirrored triangle).
         relocalization_translation_variance_floor: smallest x, y, z variance of the seed, m^2,
             > 0.
         relocalization_rotation_variance_floor: smallest rx, ry, rz variance, rad^2, > 0.
@@ -92,6 +97,7 @@ class RelocalizationConfig:
     relocalization_min_map_extent_m: float = 0.05
     relocalization_collinearity_ratio: float = 0.05
     relocalization_max_relative_residual: float = 0.5
+    relocalization_max_rotation_residual_deg: float = 30.0
     relocalization_translation_variance_floor: float = 0.01
     relocalization_rotation_variance_floor: float = 0.0025
     relocalization_covariance_scale: float = 1.0
@@ -104,6 +110,8 @@ class RelocalizationConfig:
              'relocalization_collinearity_ratio must lie in [0, 1)'),
             (self.relocalization_max_relative_residual > 0.0,
              'relocalization_max_relative_residual must be > 0'),
+            (0.0 < self.relocalization_max_rotation_residual_deg <= 180.0,
+             'relocalization_max_rotation_residual_deg must lie in (0, 180]'),
             (self.relocalization_translation_variance_floor > 0.0,
              'relocalization_translation_variance_floor must be > 0'),
             (self.relocalization_rotation_variance_floor > 0.0,
@@ -317,6 +325,14 @@ def relocalize(
             f'{config.relocalization_max_relative_residual} x the stored spread '
             f'{spread_rms:.3f} m'
         )
+    rotation_residual_rms = float(np.sqrt(squared_rotation.mean()))
+    if np.degrees(rotation_residual_rms) > config.relocalization_max_rotation_residual_deg:
+        raise RelocalizationError(
+            f'the estimate disagrees with the map: RMS orientation residual '
+            f'{np.degrees(rotation_residual_rms):.1f} deg exceeds '
+            f'relocalization_max_rotation_residual_deg = '
+            f'{config.relocalization_max_rotation_residual_deg}'
+        )
     translation_variance = float(
         squared_residuals.sum(axis=1).mean() / max(3 * num_known - SIMILARITY_DOF, 1)
     )
@@ -342,7 +358,7 @@ def relocalize(
         translations=u,
         scaled_reference_T_cameras=scaled,
         residual_rms_m=residual_rms,
-        rotation_residual_rms_rad=float(np.sqrt(squared_rotation.mean())),
+        rotation_residual_rms_rad=rotation_residual_rms,
         num_known_poses=num_known,
         collinear=collinear,
         query_index=query_index,

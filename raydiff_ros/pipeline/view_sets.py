@@ -64,7 +64,8 @@ class ViewSetConfig:
         temporal_time_weight: temporal mode: thumbnail-distance units added per second between
             two keyframes in ``diversity_distance``, >= 0 (0: appearance only).
         relocalization_min_known_poses: fewest stored keyframes with map poses in a
-            relocalization set, >= 2 (the similarity alignment needs 2; 3 are better).
+            relocalization set, in [2, 7] and at most ``max_views - 1`` for relocalization
+            (the similarity alignment needs 2; 3 are better).
         relocalization_min_separation_m: smallest map distance between the positions of two
             chosen stored keyframes, metres, >= 0.
         relocalization_max_appearance_distance: largest thumbnail distance from the query of a
@@ -86,8 +87,8 @@ class ViewSetConfig:
              f'max_views must lie in [{MIN_VIEWS}, {MAX_VIEWS}]'),
             (self.temporal_window_s > 0.0, 'temporal_window_s must be > 0'),
             (self.temporal_time_weight >= 0.0, 'temporal_time_weight must be >= 0'),
-            (2 <= self.relocalization_min_known_poses <= self.max_views - 1,
-             'relocalization_min_known_poses must lie in [2, max_views - 1]'),
+            (2 <= self.relocalization_min_known_poses <= MAX_VIEWS - 1,
+             f'relocalization_min_known_poses must lie in [2, {MAX_VIEWS - 1}]'),
             (self.relocalization_min_separation_m >= 0.0,
              'relocalization_min_separation_m must be >= 0'),
             (0.0 < self.relocalization_max_appearance_distance <= 1.0,
@@ -374,6 +375,12 @@ class ViewSetBuilder:
         self, query_camera_indices: Optional[Sequence[int]] = None
     ) -> Optional[ViewSet]:
         """The newest keyframe of these cameras plus covering stored keyframes, or None."""
+        needed = self._config.relocalization_min_known_poses
+        if needed > self._config.max_views - 1:
+            raise ViewSetError(
+                f'relocalization_min_known_poses = {needed} does not fit max_views = '
+                f'{self._config.max_views} (one view is the query)'
+            )
         cameras = self._cameras(query_camera_indices)
         latest = [k for k in (self._buffer.latest(c) for c in cameras) if k is not None]
         if not latest:
@@ -386,7 +393,6 @@ class ViewSetBuilder:
             stored = select_relocalization_keyframes(
                 query, self._buffer.all_keyframes(), self._config
             )
-            needed = self._config.relocalization_min_known_poses
             if len(stored) < needed:
                 return self._none(
                     f'{len(stored)} stored keyframes with map poses cover the query; '
