@@ -11,10 +11,15 @@ model returned ``PoseSamples``:
 
 The result mirrors ``msg/ViewSetEstimate.msg`` / ``CameraEstimate.msg`` field by field (plus the
 relocalization result, and the scaled samples for ``pose_graph.build_pose_graph``).
+
+``estimate_samples`` runs an image estimator on a pipeline view set: one with
+``estimate_samples_from_images(images, K) -> PoseSamples`` (several diffusion samples), or
+any ``raydiff_ros.evaluation.estimators.ImagePoseEstimator``
+(``estimate_from_images(images, K) -> PoseEstimate``, one sample).
 """
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -90,6 +95,41 @@ class ViewSetEstimate:
     def reference_T_cameras(self) -> np.ndarray:
         """(N, 4, 4) mean poses of the cameras in the reference frame."""
         return np.stack([c.reference_T_camera for c in self.cameras])
+
+
+def estimate_samples(estimator: Any, view_set: ViewSet) -> PoseSamples:
+    """Run ``estimator`` on the view set's images and intrinsics; return its pose samples.
+
+    Args:
+        estimator: has ``estimate_samples_from_images(images, K) -> PoseSamples`` or
+            ``estimate_from_images(images, K) -> PoseEstimate`` (``R`` (N, 3, 3), ``t`` (N, 3),
+            optional ``K`` (N, 3, 3)); ``images`` is a list of N (H, W, 3) uint8 RGB arrays,
+            ``K`` (N, 3, 3) in pixels of those images or None when any view lacks intrinsics.
+        view_set: the view set.
+
+    Raises:
+        EstimateError: the estimator has neither method, or returned another number of views.
+    """
+    images, K = list(view_set.images), view_set.K_array()
+    if hasattr(estimator, 'estimate_samples_from_images'):
+        samples = estimator.estimate_samples_from_images(images, K)
+        if not isinstance(samples, PoseSamples):
+            raise EstimateError(
+                f'estimate_samples_from_images returned {type(samples).__name__}, not PoseSamples'
+            )
+    elif hasattr(estimator, 'estimate_from_images'):
+        estimate = estimator.estimate_from_images(images, K)
+        samples = PoseSamples.single(estimate.R, estimate.t, getattr(estimate, 'K', None))
+    else:
+        raise EstimateError(
+            f'{type(estimator).__name__} has neither estimate_samples_from_images nor '
+            'estimate_from_images'
+        )
+    if samples.num_views != view_set.num_views:
+        raise EstimateError(
+            f'the estimator returned {samples.num_views} views for {view_set.num_views} images'
+        )
+    return samples
 
 
 def _full_size_intrinsics(

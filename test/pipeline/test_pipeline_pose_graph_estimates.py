@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from raydiff_ros.pipeline.estimates import EstimateError, summarize_estimate
+from raydiff_ros.evaluation.estimators import PoseEstimate
+from raydiff_ros.pipeline.estimates import EstimateError, estimate_samples, summarize_estimate
 from raydiff_ros.pipeline.pose_graph import (
     EDGE_TYPE_LOOPCLOSE,
     PoseGraphConfig,
@@ -170,3 +171,39 @@ def test_estimate_poses_feed_the_pose_graph(poses, rng):
                                atol=1e-12)
     np.testing.assert_allclose(graph.edges[1].from_T_to, estimate.cameras[2].reference_T_camera,
                                atol=1e-12)
+
+
+class _SingleEstimator:
+    """An ``ImagePoseEstimator``-like estimator: identity rotations on a line, echoes K."""
+
+    def __init__(self):
+        self.seen = None
+
+    def estimate_from_images(self, images, K):
+        self.seen = (len(images), K)
+        num = len(images)
+        return PoseEstimate(R=np.tile(np.eye(3), (num, 1, 1)),
+                            t=np.stack([[-float(i), 0.0, 0.0] for i in range(num)]))
+
+
+class _SamplingEstimator:
+    def estimate_samples_from_images(self, images, K):
+        num = len(images)
+        return PoseSamples(R=np.tile(np.eye(3), (4, num, 1, 1)), t=np.zeros((4, num, 3)))
+
+
+def test_estimate_samples_adapts_single_and_multi_sample_estimators():
+    K = np.array([[50.0, 0.0, 31.5], [0.0, 50.0, 23.5], [0.0, 0.0, 1.0]])
+    view_set = _view_set(ViewSetMode.RIG, 3, K=[K] * 3)
+    single = _SingleEstimator()
+    samples = estimate_samples(single, view_set)
+    assert samples.num_samples == 1 and samples.num_views == 3
+    assert single.seen[0] == 3
+    np.testing.assert_array_equal(single.seen[1], np.stack([K] * 3))
+    # World-to-camera t = -R C: camera i at x = i.
+    np.testing.assert_allclose(samples.reference_T_cameras()[0, 2, :3, 3], [2.0, 0.0, 0.0])
+    assert estimate_samples(_SamplingEstimator(), view_set).num_samples == 4
+    estimate_samples(single, _view_set(ViewSetMode.RIG, 2))
+    assert single.seen[1] is None  # no intrinsics known
+    with pytest.raises(EstimateError, match='neither'):
+        estimate_samples(object(), view_set)
