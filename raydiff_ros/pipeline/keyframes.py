@@ -50,6 +50,8 @@ from raydiff_ros.pipeline.camera_info import PinholeIntrinsics, intrinsics_for_i
 from raydiff_ros.pipeline.poses import check_transforms
 
 NS_PER_S = 1_000_000_000
+GREY_MAX = 255.0
+"""Largest 8-bit grey level (thumbnails are scaled to [0, 1] by it)."""
 
 
 class KeyframeError(ValueError):
@@ -189,7 +191,7 @@ def laplacian_variance(grey: np.ndarray) -> float:
 def make_thumbnail(grey: np.ndarray, size: int) -> np.ndarray:
     """(size, size) float32 grey thumbnail in [0, 1] of an (H, W) uint8 grey image."""
     thumbnail = cv2.resize(grey, (size, size), interpolation=cv2.INTER_AREA)
-    return thumbnail.astype(np.float32) / np.float32(255.0)
+    return thumbnail.astype(np.float32) / np.float32(GREY_MAX)
 
 
 def thumbnail_distance(a: np.ndarray, b: np.ndarray) -> float:

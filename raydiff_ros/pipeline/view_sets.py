@@ -294,7 +294,9 @@ def select_relocalization_keyframes(
 class ViewSetBuilder:
     """Forms view sets from a ``KeyframeBuffer``, remembering what was already used.
 
-    ``last_reason`` says why the last call returned None (for diagnostics). Thread-safe.
+    ``last_reason`` says why the last call returned None (for diagnostics). When the buffer
+    reset a camera (its clock jumped back: a bag loop), what was used is forgotten, so sets
+    keep coming after the restart. Thread-safe.
     """
 
     def __init__(self, buffer: KeyframeBuffer, config: ViewSetConfig = ViewSetConfig()) -> None:
@@ -303,6 +305,7 @@ class ViewSetBuilder:
         self._rig_used_ns: dict[int, int] = {}
         self._temporal_reference_ns: Optional[int] = None
         self._relocalization_query_ns: Optional[int] = None
+        self._resets_seen = [0] * buffer.num_cameras
         self._lock = threading.Lock()
         self.last_reason = ''
 
@@ -318,6 +321,16 @@ class ViewSetBuilder:
             raise ViewSetError('camera_indices is empty')
         return cameras
 
+    def _forget_after_resets(self) -> None:
+        """Drop the 'already used' marks when a camera's clock jumped back (call locked)."""
+        for camera in range(self._buffer.num_cameras):
+            resets = self._buffer.counters(camera).resets
+            if resets != self._resets_seen[camera]:
+                self._resets_seen[camera] = resets
+                self._rig_used_ns.pop(camera, None)
+                self._temporal_reference_ns = None
+                self._relocalization_query_ns = None
+
     def _none(self, reason: str) -> None:
         self.last_reason = reason
         return None
@@ -330,6 +343,7 @@ class ViewSetBuilder:
                 f'a rig of {len(cameras)} cameras does not fit max_views {self._config.max_views}'
             )
         with self._lock:
+            self._forget_after_resets()
             eligible = {
                 c: [k for k in self._buffer.keyframes(c)
                     if k.stamp_ns > self._rig_used_ns.get(c, -1)]
@@ -358,6 +372,7 @@ class ViewSetBuilder:
             return self._none('no keyframes')
         newest = max(k.stamp_ns for k in frames)
         with self._lock:
+            self._forget_after_resets()
             if self._temporal_reference_ns is not None and newest <= self._temporal_reference_ns:
                 return self._none('no keyframe newer than the last temporal set')
             window_ns = self._config.temporal_window_s * NS_PER_S
@@ -387,6 +402,7 @@ class ViewSetBuilder:
             return self._none('no keyframes')
         query = max(latest, key=lambda k: (k.stamp_ns, k.keyframe_id))
         with self._lock:
+            self._forget_after_resets()
             if (self._relocalization_query_ns is not None
                     and query.stamp_ns <= self._relocalization_query_ns):
                 return self._none('no keyframe newer than the last relocalization query')

@@ -211,3 +211,16 @@ def test_relocalization_needing_more_poses_than_max_views_allows_is_refused(text
     builder = ViewSetBuilder(buffer, ViewSetConfig(max_views=3, relocalization_min_known_poses=3))
     with pytest.raises(ViewSetError, match='does not fit max_views'):
         builder.next_relocalization_set()
+
+
+def test_builders_continue_after_a_bag_restart(textured):
+    buffer = _buffer(2, textured, {0: [50_000], 1: [50_001]})
+    builder = ViewSetBuilder(buffer, ViewSetConfig(sync_slop_s=0.01))
+    assert builder.next_rig_set().stamps_ns == (50_000 * MS, 50_001 * MS)
+    assert builder.next_temporal_set() is not None
+    # The bag loops: stamps start again near 0 (both cameras reset their keyframes).
+    for camera in (0, 1):
+        buffer.offer(camera, (1000 + camera) * MS, textured(70 + camera, 32, 48, 4))
+    assert buffer.counters(0).resets == 1
+    assert builder.next_rig_set().stamps_ns == (1000 * MS, 1001 * MS)
+    assert builder.next_temporal_set().stamps_ns[0] == 1001 * MS
