@@ -1,0 +1,219 @@
+"""One view set's estimate, ready to publish: scaled mean poses, covariances, intrinsics.
+
+``summarize_estimate`` chains the pure steps the node runs on the worker thread after the
+model returned ``PoseSamples``:
+
+1. ``reference_T_camera`` samples with view 0 as reference (``PoseSamples``);
+2. the scale: for relocalization sets the map alignment (``relocalization.relocalize``,
+   metric), otherwise ``scale.fix_scale`` (``none`` or ``known_baseline``);
+3. mean pose and covariance of every camera w.r.t. the reference (``uncertainty``), with the
+   unknown-scale inflation when the scale is not metric.
+
+The result mirrors ``msg/ViewSetEstimate.msg`` / ``CameraEstimate.msg`` field by field (plus the
+relocalization result, and the scaled samples for ``pose_graph.build_pose_graph``).
+
+``estimate_samples`` runs an image estimator on a pipeline view set: one with
+``estimate_samples_from_images(images, K) -> PoseSamples`` (several diffusion samples), or
+any ``raydiff_ros.evaluation.estimators.ImagePoseEstimator``
+(``estimate_from_images(images, K) -> PoseEstimate``, one sample).
+"""
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+from raydiff_ros.pipeline.camera_info import PinholeIntrinsics
+from raydiff_ros.pipeline.poses import PoseSamples
+from raydiff_ros.pipeline.relocalization import (
+    RelocalizationConfig,
+    RelocalizationResult,
+    relocalize,
+)
+from raydiff_ros.pipeline.scale import ScaleConfig, ScaleSource, fix_scale
+from raydiff_ros.pipeline.uncertainty import UncertaintyConfig, camera_statistics
+from raydiff_ros.pipeline.view_sets import ViewSet, ViewSetMode
+
+
+class EstimateError(ValueError):
+    """Samples that do not fit the view set."""
+
+
+@dataclass(frozen=True, eq=False)
+class CameraEstimate:
+    """One camera of a view-set estimate (``CameraEstimate.msg``).
+
+    Attributes:
+        camera_index: index in the node's camera list.
+        stamp_ns: the image stamp.
+        frame_id: the camera's optical frame.
+        reference_T_camera: (4, 4) pose in the reference (view 0) optical frame; metres when
+            the scale source is metric.
+        covariance: (6, 6) ROS order, in the reference frame.
+        intrinsics: (fx, fy, cx, cy) in pixels of the incoming (full-size) image, or None.
+        intrinsics_estimated: True when the intrinsics came from the model, not CameraInfo.
+    """
+
+    camera_index: int
+    stamp_ns: int
+    frame_id: str
+    reference_T_camera: np.ndarray  # noqa: N815 (frame names)
+    covariance: np.ndarray
+    intrinsics: Optional[tuple[float, float, float, float]]
+    intrinsics_estimated: bool
+
+
+@dataclass(frozen=True, eq=False)
+class ViewSetEstimate:
+    """A published estimate (``ViewSetEstimate.msg``).
+
+    Attributes:
+        mode: how the view set was formed.
+        scale_source: how the translation unit was fixed.
+        cameras: one per view; cameras[0] is the reference (identity pose).
+        num_samples: S.
+        stamp_ns: newest stamp of the set.
+        reference_frame_id: frame id of view 0.
+        reference_T_camera_samples: (S, N, 4, 4) scaled samples (pose-graph edge covariances).
+        relocalization: the map alignment for relocalization sets, else None.
+    """
+
+    mode: ViewSetMode
+    scale_source: ScaleSource
+    cameras: tuple[CameraEstimate, ...]
+    num_samples: int
+    stamp_ns: int
+    reference_frame_id: str
+    reference_T_camera_samples: np.ndarray  # noqa: N815 (frame names)
+    relocalization: Optional[RelocalizationResult] = None
+
+    @property
+    def metric(self) -> bool:
+        return self.scale_source.metric
+
+    @property
+    def reference_T_cameras(self) -> np.ndarray:
+        """(N, 4, 4) mean poses of the cameras in the reference frame."""
+        return np.stack([c.reference_T_camera for c in self.cameras])
+
+
+def estimate_samples(estimator: Any, view_set: ViewSet) -> PoseSamples:
+    """Run ``estimator`` on the view set's images and intrinsics; return its pose samples.
+
+    Args:
+        estimator: has ``estimate_samples_from_images(images, K) -> PoseSamples`` or
+            ``estimate_from_images(images, K) -> PoseEstimate`` (``R`` (N, 3, 3), ``t`` (N, 3),
+            optional ``K`` (N, 3, 3)); ``images`` is a list of N (H, W, 3) uint8 RGB arrays,
+            ``K`` (N, 3, 3) in pixels of those images or None when any view lacks intrinsics.
+        view_set: the view set.
+
+    Raises:
+        EstimateError: the estimator has neither method, or returned another number of views.
+    """
+    images, K = list(view_set.images), view_set.K_array()
+    if hasattr(estimator, 'estimate_samples_from_images'):
+        samples = estimator.estimate_samples_from_images(images, K)
+        if not isinstance(samples, PoseSamples):
+            raise EstimateError(
+                f'estimate_samples_from_images returned {type(samples).__name__}, not PoseSamples'
+            )
+    elif hasattr(estimator, 'estimate_from_images'):
+        estimate = estimator.estimate_from_images(images, K)
+        samples = PoseSamples.single(estimate.R, estimate.t, getattr(estimate, 'K', None))
+    else:
+        raise EstimateError(
+            f'{type(estimator).__name__} has neither estimate_samples_from_images nor '
+            'estimate_from_images'
+        )
+    if samples.num_views != view_set.num_views:
+        raise EstimateError(
+            f'the estimator returned {samples.num_views} views for {view_set.num_views} images'
+        )
+    return samples
+
+
+def _full_size_intrinsics(
+    K: np.ndarray, stored_size: tuple[int, int], source_size: tuple[int, int]
+) -> tuple[float, float, float, float]:
+    """(fx, fy, cx, cy) of (3, 3) ``K`` of a stored image, rescaled to the incoming size."""
+    intrinsics = PinholeIntrinsics(
+        fx=float(K[0, 0]), fy=float(K[1, 1]), cx=float(K[0, 2]), cy=float(K[1, 2]),
+        skew=float(K[0, 1]), width=stored_size[0], height=stored_size[1],
+    ).scaled_to(*source_size)
+    return intrinsics.fx, intrinsics.fy, intrinsics.cx, intrinsics.cy
+
+
+def summarize_estimate(
+    view_set: ViewSet,
+    samples: PoseSamples,
+    scale: Optional[ScaleConfig] = None,
+    uncertainty: Optional[UncertaintyConfig] = None,
+    relocalization: Optional[RelocalizationConfig] = None,
+) -> ViewSetEstimate:
+    """Scale, average and attach covariances to the samples of one view set.
+
+    Args:
+        view_set: the view set the samples estimate.
+        samples: S samples of its N cameras (world-to-camera, any gauge).
+        scale: scale source for rig / temporal sets (default ``ScaleConfig()``).
+        uncertainty: covariance parameters of the camera poses (default
+            ``UncertaintyConfig()``).
+        relocalization: parameters of the map alignment for relocalization sets (default
+            ``RelocalizationConfig()``).
+
+    Raises:
+        EstimateError: the samples have a different number of views.
+        RelocalizationError, ScaleError, PoseError: from the steps above.
+    """
+    if samples.num_views != view_set.num_views:
+        raise EstimateError(
+            f'{samples.num_views} estimated views for a view set of {view_set.num_views}'
+        )
+    scale = scale or ScaleConfig()
+    uncertainty = uncertainty or UncertaintyConfig()
+    relocalization = relocalization or RelocalizationConfig()
+    poses = samples.reference_T_cameras(reference_index=0)
+    relocalized = None
+    if view_set.mode == ViewSetMode.RELOCALIZATION:
+        relocalized = relocalize(poses, view_set.map_T_cameras, 0, relocalization)
+        scaled = relocalized.scaled_reference_T_cameras
+        source = ScaleSource.MAP_ALIGNMENT
+    else:
+        fixed = fix_scale(poses, view_set.camera_indices, view_set.mode, scale)
+        scaled, source = fixed.reference_T_cameras, fixed.source
+    means, covariances = camera_statistics(scaled, uncertainty, scale_known=source.metric)
+
+    cameras = []
+    for i in range(view_set.num_views):
+        height, width = view_set.images[i].shape[:2]
+        if view_set.K[i] is not None:
+            K, estimated = view_set.K[i], False
+        elif samples.K is not None:
+            K, estimated = samples.K[i], True
+        else:
+            K, estimated = None, False
+        intrinsics = (
+            None if K is None
+            else _full_size_intrinsics(K, (width, height), view_set.source_size(i))
+        )
+        cameras.append(
+            CameraEstimate(
+                camera_index=view_set.camera_indices[i],
+                stamp_ns=view_set.stamps_ns[i],
+                frame_id=view_set.frame_ids[i],
+                reference_T_camera=means[i],
+                covariance=covariances[i],
+                intrinsics=intrinsics,
+                intrinsics_estimated=estimated,
+            )
+        )
+    return ViewSetEstimate(
+        mode=view_set.mode,
+        scale_source=source,
+        cameras=tuple(cameras),
+        num_samples=samples.num_samples,
+        stamp_ns=view_set.newest_stamp_ns,
+        reference_frame_id=view_set.frame_ids[0],
+        reference_T_camera_samples=scaled,
+        relocalization=relocalized,
+    )

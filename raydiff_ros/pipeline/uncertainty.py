@@ -1,0 +1,204 @@
+"""Mean pose and 6x6 covariance from the spread of S pose samples (diffusion samples).
+
+For S samples ``target_T_source_s = [R_s, t_s]`` (4x4):
+
+* mean rotation: the chordal L2 mean, the rotation nearest ``mean_s R_s`` (SVD); mean
+  translation: ``mean_s t_s``;
+* deviations: ``dt_s = t_s - t_mean`` (target frame) and ``dr_s = log(R_s R_mean^T)``, the
+  rotation vector that rotates the mean onto the sample about the TARGET frame's fixed axes
+  (``R_s = exp(dr_s) R_mean``);
+* covariance, in ROS ``geometry_msgs/PoseWithCovariance`` order (x, y, z, rx, ry, rz):
+  ``covariance_scale * sum_s d_s d_s^T / (S - 1)`` with ``d_s = (dt_s, dr_s)`` (zero for S = 1);
+* unknown scale: when the translation unit is arbitrary (scale source ``none``), the length
+  of the mean translation is itself uncertain; we model the scale as uncertain with relative
+  standard deviation ``unknown_scale_relative_std`` and add the rank-1 term
+  ``unknown_scale_relative_std^2 * t_mean t_mean^T`` to the translation block (inflation along
+  the translation direction, zero for the reference camera itself);
+* floors: every diagonal variance below its floor is raised to it
+  (``translation_variance_floor`` for x, y, z in translation units squared,
+  ``rotation_variance_floor`` for rx, ry, rz in rad^2). Raising diagonal entries keeps the
+  matrix positive semi-definite, and a single sample (or identical samples) gives exactly
+  ``diag(floors)``: never a zero covariance, which consumers such as AMCL mistake for
+  certainty.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from raydiff_ros.pipeline.poses import (
+    check_transforms,
+    chordal_mean_rotation,
+    invert_transforms,
+    make_transforms,
+    rotation_log,
+)
+
+POSE_DOF = 6
+
+
+class UncertaintyError(ValueError):
+    """Invalid samples or configuration for pose statistics."""
+
+
+@dataclass(frozen=True)
+class UncertaintyConfig:
+    """Covariance parameters (ROS parameters of the same names).
+
+    Attributes:
+        translation_variance_floor: smallest variance of x, y, z (translation units squared:
+            m^2 when the scale is metric), > 0. Default (1 cm)^2.
+        rotation_variance_floor: smallest variance of rx, ry, rz, rad^2, > 0. Default
+            about (1 deg)^2.
+        covariance_scale: factor on the sample covariance, > 0 (raise it when the diffusion
+            samples prove over-confident against ground truth).
+        unknown_scale_relative_std: relative standard deviation of the translation scale when
+            the scale is not metric, >= 0 (see module docstring).
+    """
+
+    translation_variance_floor: float = 1e-4
+    rotation_variance_floor: float = 3e-4
+    covariance_scale: float = 1.0
+    unknown_scale_relative_std: float = 0.5
+
+    def __post_init__(self) -> None:
+        checks = (
+            (self.translation_variance_floor > 0.0, 'translation_variance_floor must be > 0'),
+            (self.rotation_variance_floor > 0.0, 'rotation_variance_floor must be > 0'),
+            (self.covariance_scale > 0.0, 'covariance_scale must be > 0'),
+            (self.unknown_scale_relative_std >= 0.0, 'unknown_scale_relative_std must be >= 0'),
+        )
+        for ok, message in checks:
+            if not ok:
+                raise UncertaintyError(f'{message} (got {self})')
+
+    @property
+    def variance_floors(self) -> np.ndarray:
+        """(6,) floors in ROS order."""
+        return np.array([self.translation_variance_floor] * 3 + [self.rotation_variance_floor] * 3)
+
+
+@dataclass(frozen=True, eq=False)
+class PoseStatistics:
+    """Mean and covariance of S samples of one pose ``target_T_source``.
+
+    Attributes:
+        mean: (4, 4) mean ``target_T_source``.
+        covariance: (6, 6) covariance, order (x, y, z, rx, ry, rz), translation in the target
+            frame, rotation vectors about the target frame's axes.
+        num_samples: S.
+    """
+
+    mean: np.ndarray
+    covariance: np.ndarray
+    num_samples: int
+
+
+def mean_pose(samples: np.ndarray) -> np.ndarray:
+    """Mean (4, 4) of (S, 4, 4) pose samples: chordal-mean rotation, arithmetic translation."""
+    samples = check_transforms(samples, 'pose samples')
+    if samples.ndim != 3:
+        raise UncertaintyError(f'pose samples must have shape (S, 4, 4), got {samples.shape}')
+    return make_transforms(
+        chordal_mean_rotation(samples[:, :3, :3]), samples[:, :3, 3].mean(axis=0)
+    )
+
+
+def pose_deviations(samples: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """(S, 6) deviations ``(t_s - t_mean, log(R_s R_mean^T))`` of (S, 4, 4) samples."""
+    dt = samples[:, :3, 3] - mean[:3, 3]
+    dr = rotation_log(samples[:, :3, :3] @ mean[:3, :3].T)
+    return np.concatenate([dt, dr], axis=1)
+
+
+def sample_covariance(samples: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Unbiased (6, 6) covariance of the deviations of (S, 4, 4) samples; zeros when S = 1."""
+    deviations = pose_deviations(samples, mean)
+    if deviations.shape[0] < 2:
+        return np.zeros((POSE_DOF, POSE_DOF))
+    return deviations.T @ deviations / (deviations.shape[0] - 1)
+
+
+def apply_variance_floors(covariance: np.ndarray, floors: np.ndarray) -> np.ndarray:
+    """Raise each diagonal entry of (6, 6) ``covariance`` to at least ``floors`` (6,)."""
+    covariance = np.array(covariance, dtype=np.float64)
+    diagonal = np.diag(covariance)
+    covariance[np.diag_indices(POSE_DOF)] = np.maximum(diagonal, floors)
+    return covariance
+
+
+def pose_statistics(
+    samples: np.ndarray, config: UncertaintyConfig = UncertaintyConfig(), scale_known: bool = True
+) -> PoseStatistics:
+    """Mean and covariance of S samples (S, 4, 4) of one ``target_T_source`` (module docstring).
+
+    Args:
+        samples: (S, 4, 4) rigid transforms, S >= 1.
+        config: floors, scale and unknown-scale inflation.
+        scale_known: False adds the unknown-scale inflation to the translation block.
+    """
+    samples = check_transforms(samples, 'pose samples')
+    if samples.ndim != 3 or samples.shape[0] < 1:
+        raise UncertaintyError(f'pose samples must have shape (S, 4, 4), got {samples.shape}')
+    mean = mean_pose(samples)
+    covariance = config.covariance_scale * sample_covariance(samples, mean)
+    if not scale_known:
+        translation = mean[:3, 3]
+        covariance[:3, :3] += config.unknown_scale_relative_std**2 * np.outer(
+            translation, translation
+        )
+    covariance = apply_variance_floors(covariance, config.variance_floors)
+    return PoseStatistics(mean=mean, covariance=covariance, num_samples=samples.shape[0])
+
+
+def camera_statistics(
+    reference_T_cameras: np.ndarray,
+    config: UncertaintyConfig = UncertaintyConfig(),
+    scale_known: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean pose and covariance of every camera w.r.t. the reference camera.
+
+    Args:
+        reference_T_cameras: (S, N, 4, 4) samples of each camera's pose in the reference frame
+            (``PoseSamples.reference_T_cameras``, after ``scale.fix_scale``).
+        config: covariance parameters.
+        scale_known: whether the translations are metric.
+
+    Returns:
+        ``(means, covariances)``: (N, 4, 4) ``reference_T_camera`` and (N, 6, 6) covariances
+        in the reference frame, ROS order.
+    """
+    reference_T_cameras = np.asarray(reference_T_cameras, dtype=np.float64)
+    if reference_T_cameras.ndim != 4:
+        raise UncertaintyError(
+            f'reference_T_cameras must have shape (S, N, 4, 4), got {reference_T_cameras.shape}'
+        )
+    stats = [
+        pose_statistics(reference_T_cameras[:, i], config, scale_known)
+        for i in range(reference_T_cameras.shape[1])
+    ]
+    return np.stack([s.mean for s in stats]), np.stack([s.covariance for s in stats])
+
+
+def edge_statistics(
+    reference_T_cameras: np.ndarray,
+    index_from: int,
+    index_to: int,
+    config: UncertaintyConfig = UncertaintyConfig(),
+    scale_known: bool = True,
+) -> PoseStatistics:
+    """Statistics of ``from_T_to = inv(reference_T_from) @ reference_T_to`` over the samples.
+
+    Args:
+        reference_T_cameras: (S, N, 4, 4) pose samples in a common frame.
+        index_from: view index of the ``from`` camera.
+        index_to: view index of the ``to`` camera.
+
+    Returns:
+        Mean ``from_T_to`` and covariance in the ``from`` frame (ROS order).
+    """
+    reference_T_cameras = np.asarray(reference_T_cameras, dtype=np.float64)
+    samples = invert_transforms(reference_T_cameras[:, index_from]) @ reference_T_cameras[
+        :, index_to
+    ]
+    return pose_statistics(samples, config, scale_known)
