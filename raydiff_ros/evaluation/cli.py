@@ -95,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
         help='seed of view-set sampling and of random estimators',
     )
     parser.add_argument('--output', type=Path, required=True, metavar='DIR')
+    parser.add_argument('--model', type=Path, metavar='DIR',
+                        help='ray_diffusion: model folder (default: the shipped model)')
+    parser.add_argument('--samples', type=int, default=1, metavar='K',
+                        help='ray_diffusion: diffusion samples per view set')
+    parser.add_argument('--device', default='auto', help='ray_diffusion: auto, cpu or cuda')
     parser.add_argument('--plot', action='store_true', help='also write cameras.png')
     parser.add_argument(
         '--unknown-intrinsics', action='store_true',
@@ -123,10 +128,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             intrinsics_known=not args.unknown_intrinsics,
         )
         dataset = load_dataset(args.dataset, background_rgb=args.background)
-        estimator = create_estimator(args.estimator, seed=args.seed)
+        options = {}
+        if args.estimator == 'ray_diffusion':
+            options = {'model_dir': args.model, 'samples': args.samples, 'device': args.device}
+        estimator = create_estimator(args.estimator, seed=args.seed, **options)
         result = run_evaluation(dataset, estimator, config)
         paths = write_results(result, args.output, plot=args.plot)
-    except (DatasetError, EstimatorError, HarnessError, MetricInputError) as error:
+    except (DatasetError, EstimatorError, HarnessError, MetricInputError, ValueError,
+            RuntimeError, FileNotFoundError) as error:  # incl. model loading and inference
         print(f'{PROGRAM_NAME}: error: {error}', file=sys.stderr)
         return EXIT_USAGE
     except OSError as error:

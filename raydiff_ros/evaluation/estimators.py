@@ -262,3 +262,12 @@ def _ground_truth_factory(seed: int = DEFAULT_SEED) -> GroundTruthEstimator:
 register_estimator(GroundTruthEstimator.name, _ground_truth_factory)
 register_estimator(RandomPoseEstimator.name, RandomPoseEstimator)
 register_estimator(NoisyOracleEstimator.name, NoisyOracleEstimator)
+
+
+def _ray_diffusion_factory(seed: int = DEFAULT_SEED, **options) -> PoseEstimator:
+    """The model (imported lazily: torch is only needed when this estimator is chosen)."""
+    from raydiff_ros.inference.adapters import make_ray_diffusion_estimator
+    return make_ray_diffusion_estimator(seed=seed, **options)
+
+
+register_estimator('ray_diffusion', _ray_diffusion_factory)

@@ -1,0 +1,59 @@
+"""The engine behind the estimator interfaces of the evaluation harness and the node pipeline.
+
+``RayDiffusionEstimator`` wraps a :class:`PoseEstimator`:
+
+* ``estimate_from_images(images, K) -> PoseEstimate`` (evaluation harness): the point estimate
+  (medoid sample) as world-to-camera R, t with the world = camera 0's optical frame;
+* ``estimate_samples_from_images(images, K) -> PoseSamples`` (node pipeline): every diffusion
+  sample, so the pipeline computes covariances from their spread.
+"""
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from raydiff_ros.evaluation.estimators import ImagePoseEstimator, PoseEstimate
+from raydiff_ros.inference.engine import (
+    EngineConfig,
+    PoseEstimationResult,
+    PoseEstimator,
+)
+from raydiff_ros.inference.models import resolve_model_dir
+from raydiff_ros.pipeline.poses import PoseSamples
+
+
+def _world_to_camera(reference_T_camera: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    camera_T_reference = np.linalg.inv(reference_T_camera)
+    return camera_T_reference[..., :3, :3], camera_T_reference[..., :3, 3]
+
+
+class RayDiffusionEstimator(ImagePoseEstimator):
+    """Ray-diffusion estimates for the evaluation harness and the node."""
+
+    name = 'ray_diffusion'
+
+    def __init__(self, engine: PoseEstimator) -> None:
+        self.engine = engine
+
+    def _run(self, images, K) -> PoseEstimationResult:
+        return self.engine.estimate(list(images), K)
+
+    def estimate_from_images(self, images, K: Optional[np.ndarray]) -> PoseEstimate:
+        result = self._run(images, K)
+        R, t = _world_to_camera(result.reference_T_camera)
+        return PoseEstimate(R=R, t=t, K=result.K if result.intrinsics_estimated else None,
+                            uncertainty=result.rotation_spread_deg)
+
+    def estimate_samples_from_images(self, images, K: Optional[np.ndarray]) -> PoseSamples:
+        result = self._run(images, K)
+        R, t = _world_to_camera(result.samples_reference_T_camera)
+        return PoseSamples(R=R, t=t, K=result.K if result.intrinsics_estimated else None)
+
+
+def make_ray_diffusion_estimator(seed: int = 0, model_dir: Optional[Path] = None,
+                                 samples: int = 1, device: str = 'auto',
+                                 dtype: str = 'auto') -> RayDiffusionEstimator:
+    """Load the model (``model_dir`` or the default one) into an engine and wrap it."""
+    config = EngineConfig(device=device, dtype=dtype, num_samples=samples, seed=seed)
+    return RayDiffusionEstimator(PoseEstimator(resolve_model_dir(model_dir), config))
