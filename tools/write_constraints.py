@@ -10,7 +10,7 @@ import re
 NOT_ON_PYPI = re.compile(
     r'^(action_msgs|ament_cmake_test|builtin_interfaces|rcl_interfaces|rclpy|rcutils|'
     r'rmw_[a-z_]+|rosgraph_msgs|rosidl_[a-z_]+|service_msgs|type_description_interfaces|'
-    r'unique_identifier_msgs|[a-z0-9_]+_msgs|pip|raydiff[-_]ros)$')
+    r'unique_identifier_msgs|[a-z0-9_]+_msgs|[a-z0-9_]+_srvs|pip|raydiff[-_]ros)$')
 
 
 def main() -> None:
