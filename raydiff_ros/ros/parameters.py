@@ -7,6 +7,7 @@ as its set-parameters callback, so a bad value is refused with a message naming 
 """
 
 from dataclasses import dataclass
+import math
 from typing import Any, Iterable, Optional, Sequence
 
 from rcl_interfaces.msg import (
@@ -18,6 +19,8 @@ from rcl_interfaces.msg import (
 )
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+
+INT64_MIN, INT64_MAX = -2**63, 2**63 - 1
 
 _TYPES = {
     bool: ParameterType.PARAMETER_BOOL,
@@ -76,11 +79,14 @@ class ParameterSpec:
             if isinstance(self.default, bool):
                 raise TypeError(f'{self.name}: a bool parameter cannot have a range')
             if isinstance(self.default, int):
-                descriptor.integer_range = [IntegerRange(
-                    from_value=int(self.minimum), to_value=int(self.maximum), step=0)]
+                low = INT64_MIN if self.minimum is None else int(self.minimum)
+                high = INT64_MAX if self.maximum is None else int(self.maximum)
+                descriptor.integer_range = [IntegerRange(from_value=low, to_value=high, step=0)]
             else:
+                low = -math.inf if self.minimum is None else float(self.minimum)
+                high = math.inf if self.maximum is None else float(self.maximum)
                 descriptor.floating_point_range = [FloatingPointRange(
-                    from_value=float(self.minimum), to_value=float(self.maximum), step=0.0)]
+                    from_value=low, to_value=high, step=0.0)]
         return descriptor
 
 
