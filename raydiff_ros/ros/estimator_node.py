@@ -2,7 +2,8 @@
 
 Inputs (camera i of ``num_cameras``; remap them): ``image_<i>`` (sensor_msgs/Image) or
 ``image_<i>/compressed`` (sensor_msgs/CompressedImage), ``camera_info_<i>``
-(sensor_msgs/CameraInfo), ``~/lost`` (std_msgs/Bool: true asks for a relocalization seed),
+(sensor_msgs/CameraInfo), ``~/lost`` (std_msgs/Bool: true asks for a relocalization seed for the next keyframe that has no map
+pose),
 and optionally ``map_pose_topic`` (geometry_msgs/PoseStamped of a camera while localized).
 
 Outputs: ``~/view_set_estimate`` (raydiff_ros/ViewSetEstimate), ``~/pose_graph``
@@ -87,8 +88,8 @@ class EstimatorNode(LifecycleNode):
         self._scheduler: Optional[InferenceScheduler] = None
         self._buffer: Optional[KeyframeBuffer] = None
         self._builder: Optional[ViewSetBuilder] = None
-        self._subscriptions = []
-        self._timers = []
+        self._input_subscriptions = []
+        self._node_timers = []
         self._intrinsics: dict[int, Any] = {}
         self._map_poses: deque = deque(maxlen=MAP_POSE_HISTORY)
         self._relocalization_requested = False
@@ -164,32 +165,32 @@ class EstimatorNode(LifecycleNode):
         for index in range(self.param('num_cameras')):
             topic = f'image_{index}' + ('/compressed' if compressed else '')
             image_type = CompressedImage if compressed else Image
-            self._subscriptions.append(self.create_subscription(
+            self._input_subscriptions.append(self.create_subscription(
                 image_type, topic, lambda msg, i=index: self._on_image(i, msg), qos,
                 callback_group=self._input_group))
-            self._subscriptions.append(self.create_subscription(
+            self._input_subscriptions.append(self.create_subscription(
                 CameraInfo, f'camera_info_{index}',
                 lambda msg, i=index: self._on_camera_info(i, msg), qos,
                 callback_group=self._input_group))
-        self._subscriptions.append(self.create_subscription(
+        self._input_subscriptions.append(self.create_subscription(
             Bool, '~/lost', self._on_lost, 10, callback_group=self._input_group))
         if self.param('map_pose_topic'):
-            self._subscriptions.append(self.create_subscription(
+            self._input_subscriptions.append(self.create_subscription(
                 PoseStamped, self.param('map_pose_topic'), self._on_map_pose, 50,
                 callback_group=self._input_group))
-        self._timers.append(self.create_timer(self.param('schedule_period_s'), self._schedule,
+        self._node_timers.append(self.create_timer(self.param('schedule_period_s'), self._schedule,
                                               callback_group=self._timer_group))
-        self._timers.append(self.create_timer(self.param('diagnostics_period_s'),
+        self._node_timers.append(self.create_timer(self.param('diagnostics_period_s'),
                                               self._publish_diagnostics,
                                               callback_group=self._timer_group))
         return super().on_activate(state)
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
-        for subscription in self._subscriptions:
+        for subscription in self._input_subscriptions:
             self.destroy_subscription(subscription)
-        for timer in self._timers:
+        for timer in self._node_timers:
             self.destroy_timer(timer)
-        self._subscriptions, self._timers = [], []
+        self._input_subscriptions, self._node_timers = [], []
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
@@ -280,7 +281,7 @@ class EstimatorNode(LifecycleNode):
 
     def _schedule(self) -> None:
         with self._lock:
-            if self._relocalization_requested:
+            if self._relocalization_requested and self._has_lost_keyframe():
                 view_set = self._builder.next_relocalization_set()
                 if view_set is not None:
                     self._relocalization_requested = False
@@ -291,6 +292,11 @@ class EstimatorNode(LifecycleNode):
                 view_set = self._builder.next_temporal_set()
         if view_set is not None:
             self._scheduler.submit(view_set)
+
+    def _has_lost_keyframe(self) -> bool:
+        """Whether the newest keyframe of the localized camera has no map pose (a query)."""
+        latest = self._buffer.latest(self.param('map_pose_camera'))
+        return latest is not None and latest.map_T_camera is None
 
     def _run_inference(self, view_set):
         samples = estimate_samples(self._estimator, view_set)

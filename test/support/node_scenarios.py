@@ -1,0 +1,124 @@
+"""Synthetic camera scenes for the node tests, and a test-double estimator that reads them.
+
+Every published image carries a pose id (0..255) as a uniform block in its top-left corner,
+the rest is random texture (sharp, and different in every frame). The ground-truth camera pose
+of an id is a fixed function of the id (``true_world_T_camera``). ``OracleEstimator`` reads the
+id back from the (downscaled) keyframe image and returns that true pose, in a deliberately
+arbitrary gauge (rotated, translated and scaled world), as a few slightly perturbed samples,
+so the node's scale handling, alignment and covariances are exercised.
+"""
+
+from typing import Optional
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from raydiff_ros.pipeline.poses import PoseSamples
+
+IMAGE_WIDTH, IMAGE_HEIGHT = 320, 240
+ID_BLOCK = 48
+FOCAL_PX = 260.0
+SAMPLE_ROTATION_NOISE_RAD = 1e-3
+SAMPLE_TRANSLATION_NOISE = 1e-3
+NUM_SAMPLES = 4
+GAUGE_SCALE = 0.37
+
+
+def intrinsics() -> np.ndarray:
+    return np.array([[FOCAL_PX, 0.0, IMAGE_WIDTH / 2], [0.0, FOCAL_PX, IMAGE_HEIGHT / 2],
+                     [0.0, 0.0, 1.0]])
+
+
+def true_world_T_camera(pose_id: int) -> np.ndarray:
+    """Pose of camera ``pose_id`` in the world (metres): on a 2 m circle, looking inwards."""
+    angle = 0.35 * pose_id
+    center = np.array([2.0 * np.sin(angle), 0.1 * np.cos(3 * angle), -2.0 * np.cos(angle)])
+    forward = -center / np.linalg.norm(center)
+    right = np.cross([0.0, 1.0, 0.0], forward)
+    right /= np.linalg.norm(right)
+    down = np.cross(forward, right)
+    pose = np.eye(4)
+    pose[:3, :3] = np.stack([right, down, forward], axis=1)
+    pose[:3, 3] = center
+    return pose
+
+
+def image_for(pose_id: int, frame_seed: int) -> np.ndarray:
+    """(H, W, 3) uint8 RGB image carrying ``pose_id``."""
+    rng = np.random.default_rng(frame_seed)
+    image = rng.integers(0, 256, (IMAGE_HEIGHT, IMAGE_WIDTH, 3), dtype=np.uint8)
+    image[:ID_BLOCK, :ID_BLOCK] = pose_id
+    return image
+
+
+def read_pose_id(image: np.ndarray) -> int:
+    """The id of an image made by :func:`image_for`, after any downscaling."""
+    scale = image.shape[1] / IMAGE_WIDTH
+    centre = int(ID_BLOCK * scale / 2)
+    return int(round(float(image[centre, centre].mean())))
+
+
+class OracleEstimator:
+    """Returns the true poses of the ids in the images (see the module docstring)."""
+
+    def __init__(self, nan: bool = False, seed: int = 0) -> None:
+        self.nan = nan
+        self.rng = np.random.default_rng(seed)
+        gauge = np.eye(4)
+        gauge[:3, :3] = Rotation.from_rotvec([0.3, -0.5, 0.2]).as_matrix()
+        gauge[:3, 3] = [5.0, -1.0, 2.0]
+        self.gauge_T_world = gauge
+
+    def estimate_samples_from_images(self, images, K: Optional[np.ndarray]) -> PoseSamples:
+        ids = [read_pose_id(image) for image in images]
+        R = np.empty((NUM_SAMPLES, len(ids), 3, 3))
+        t = np.empty((NUM_SAMPLES, len(ids), 3))
+        for s in range(NUM_SAMPLES):
+            for k, pose_id in enumerate(ids):
+                gauge_T_camera = self.gauge_T_world @ true_world_T_camera(pose_id)
+                gauge_T_camera[:3, 3] *= GAUGE_SCALE
+                noise = Rotation.from_rotvec(
+                    self.rng.normal(scale=SAMPLE_ROTATION_NOISE_RAD, size=3)).as_matrix()
+                gauge_T_camera[:3, :3] = gauge_T_camera[:3, :3] @ noise
+                gauge_T_camera[:3, 3] += self.rng.normal(scale=SAMPLE_TRANSLATION_NOISE, size=3)
+                camera_T_gauge = np.linalg.inv(gauge_T_camera)
+                R[s, k], t[s, k] = camera_T_gauge[:3, :3], camera_T_gauge[:3, 3]
+        if self.nan:
+            t[:] = np.nan
+        return PoseSamples(R=R, t=t)
+
+
+def make_oracle(**options) -> OracleEstimator:
+    return OracleEstimator()
+
+
+def make_nan_estimator(**options) -> OracleEstimator:
+    return OracleEstimator(nan=True)
+
+
+def make_failing_estimator(**options):
+    raise FileNotFoundError('no model here (test double)')
+
+
+class GatedOracleEstimator(OracleEstimator):
+    """An oracle that, before answering, writes ``<gate>.started`` and waits for ``<gate>``."""
+
+    POLL_S = 0.02
+
+    def __init__(self, gate: str) -> None:
+        super().__init__()
+        self.gate = gate
+
+    def estimate_samples_from_images(self, images, K):
+        import os
+        import time
+        with open(self.gate + '.started', 'w'):
+            pass
+        while not os.path.exists(self.gate):
+            time.sleep(self.POLL_S)
+        return super().estimate_samples_from_images(images, K)
+
+
+def make_gated_oracle(**options) -> GatedOracleEstimator:
+    import os
+    return GatedOracleEstimator(os.environ['RAYDIFF_TEST_GATE'])
