@@ -385,7 +385,12 @@ def autostart(node: EstimatorNode) -> bool:
 
 def main(args: Optional[list[str]] = None) -> int:
     rclpy.init(args=args)
-    node = EstimatorNode()
+    try:
+        node = EstimatorNode()
+    except (ValueError, rclpy.exceptions.InvalidParameterValueException) as error:
+        print(f'raydiff_estimator: invalid parameters: {error}', file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
     executor = MultiThreadedExecutor(num_threads=3)
     executor.add_node(node)
     if node.get_parameter('autostart').value and not autostart(node):
