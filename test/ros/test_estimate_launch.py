@@ -11,10 +11,11 @@ import unittest
 
 import pytest
 
-launch_testing = pytest.importorskip(
+pytest.importorskip(
     'launch_testing', reason='launch_testing is not installed (no ROS 2 distribution here)')
-launch = pytest.importorskip('launch', reason='launch is not installed')
+pytest.importorskip('launch', reason='launch is not installed')
 
+import launch  # noqa: E402
 from launch.actions import IncludeLaunchDescription  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
 import launch_testing.actions  # noqa: E402
