@@ -35,6 +35,7 @@ STEP_DIR = 'step_{:08d}'
 STEP_GLOB = 'step_*'
 TRAINING_STATE_FILE = 'training_state.pt'
 TRAINING_STATE_VERSION = 1
+BACKBONE_PREFIX = 'backbone.'
 
 
 class TrainingCheckpointError(ValueError):
@@ -124,3 +125,16 @@ def load_checkpoint_weights(model: RayDiffusionModel, checkpoint: PathLike) -> N
         raise TrainingCheckpointError(f'{checkpoint} holds a model with a different '
                                       'configuration than the one being trained')
     model.load_state_dict(state, strict=True)
+
+
+def load_backbone_weights(model: RayDiffusionModel, model_dir: PathLike) -> None:
+    """Copy the ``backbone.*`` weights of a model folder (e.g. the DINOv2 weights of an imported
+    official checkpoint) into ``model``, whose backbone configuration must be the same."""
+    config, state = load_state(model_dir)
+    if config.backbone != model.config.backbone:
+        raise TrainingCheckpointError(f'{model_dir} has a different backbone configuration '
+                                      f'({config.backbone}) than the model being trained')
+    prefix = BACKBONE_PREFIX
+    backbone = {key[len(prefix):]: value for key, value in state.items()
+                if key.startswith(prefix)}
+    model.backbone.load_state_dict(backbone, strict=True)

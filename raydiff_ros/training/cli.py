@@ -67,11 +67,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_USAGE
     try:
         trainer = Trainer(config, resume=args.resume)
-    except (TrainConfigError, ConfigError, ShardError, CheckpointError,
-            TrainingCheckpointError, ValueError) as error:
-        print(f'{PROGRAM_NAME}: {error}', file=sys.stderr)
-        return EXIT_USAGE
-    except TrainingError as error:
+    except (ShardError, CheckpointError, TrainingCheckpointError, TrainingError,
+            ValueError) as error:  # a setup problem: data, weights, output folder, values
         print(f'{PROGRAM_NAME}: {error}', file=sys.stderr)
         return EXIT_USAGE
     try:

@@ -7,7 +7,10 @@ Sections (every key optional except ``output_dir`` and ``data.train``):
     (``{backbone: {...}, denoiser: {...}, diffusion: {...}}`` field replacements),
     ``init_from`` (a model folder in our format, e.g. an imported official checkpoint: its
     config is the base instead of the preset and its weights initialise the model; the
-    fine-tuning path), ``train_backbone`` (False: the backbone is frozen, as officially).
+    fine-tuning path), ``backbone_from`` (a model folder whose backbone weights, e.g. the
+    DINOv2 weights inside an imported official checkpoint, initialise the backbone of a model
+    otherwise trained from scratch), ``train_backbone`` (False: the backbone is frozen, as
+    officially).
 ``variant``
     ``diffusion`` (x0-prediction MSE at t ~ U{0..T-1}) or ``regression`` (t = T - 1, random
     input rays); sets the model's ``diffusion.regression``.
@@ -54,6 +57,7 @@ class ModelSection:
     preset: str = 'small'
     overrides: dict = field(default_factory=dict)
     init_from: str = ''
+    backbone_from: str = ''
     train_backbone: bool = False
 
 
@@ -153,6 +157,8 @@ def _validate(cfg: TrainConfig) -> None:
              f'{MODEL_SECTIONS}')
     _require(cfg.model.preset != '' or cfg.model.init_from != '',
              'model needs a preset or init_from')
+    _require(not (cfg.model.init_from and cfg.model.backbone_from),
+             'model.init_from already sets the backbone: drop model.backbone_from')
 
 
 def _coerce(value: Any, annotation: Any, path: str) -> Any:

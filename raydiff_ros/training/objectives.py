@@ -71,5 +71,5 @@ def ray_loss(model: RayDiffusionModel, features: torch.Tensor, rays: torch.Tenso
         Scalar loss (float32).
     """
     x_t = noise if regression else noisy_rays(model.schedule, rays, t, noise)
-    prediction = model(features, x_t.to(features.dtype), t, ndc)
+    prediction = model(features, x_t, t, ndc)
     return torch.mean((prediction.float() - rays.float()) ** 2)

@@ -19,7 +19,7 @@ redrawn; every ``checkpoint_interval`` and at the end, a checkpoint is saved
 (:mod:`.checkpointing`).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 import time
 from typing import Callable, Optional
@@ -43,6 +43,7 @@ from raydiff_ros.model.network import RayDiffusionModel
 from raydiff_ros.training.checkpointing import (
     TrainingState,
     latest_checkpoint,
+    load_backbone_weights,
     load_checkpoint_weights,
     load_training_state,
     save_checkpoint,
@@ -188,8 +189,8 @@ class Trainer:
                               views_per_sample=cfg.views_per_sample, crop_mode=cfg.crop_mode,
                               first_camera_frame=cfg.first_camera_frame, seed=self.config.seed)
         self.train_set = SyntheticViewSetDataset(entries, sample)
-        self.val_set = (SyntheticViewSetDataset(val_entries, SampleConfig(
-            **{**sample.__dict__, 'augment': False, 'shuffle_views': False}))
+        self.val_set = (SyntheticViewSetDataset(
+            val_entries, replace(sample, augment=False, shuffle_views=False))
             if val_entries else None)
         self.log(f'data: {len(entries)} training view sets, {len(val_entries)} held out')
 
@@ -197,8 +198,13 @@ class Trainer:
         if self.config.model.init_from:
             load_checkpoint_weights(self.model, self.config.model.init_from)
             self.log(f'model: weights from {self.config.model.init_from}')
+            return
+        initialize_model(self.model)
+        if self.config.model.backbone_from:
+            load_backbone_weights(self.model, self.config.model.backbone_from)
+            self.log(f'model: backbone from {self.config.model.backbone_from}, denoiser '
+                     'initialised from scratch')
         else:
-            initialize_model(self.model)
             self.log('model: initialised from scratch')
 
     def _freeze_backbone(self, frozen: bool) -> None:
@@ -230,7 +236,7 @@ class Trainer:
             with torch.no_grad(), self._autocast():
                 return self.model.features(images).float()
         with self._autocast():
-            return self.model.features(images)
+            return self.model.features(images).float()
 
     def loss_on_batch(self, batch: dict, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """The training loss of a (truncated) batch with given timesteps and noise."""

@@ -23,6 +23,12 @@ def test_repository_tiny_config_parses(repo_config_dir):
     assert not model.diffusion.regression
 
 
+@pytest.mark.parametrize('name', ['tiny_cpu.yaml', 'small_gpu.yaml', 'finetune_official.yaml'])
+def test_every_repository_config_parses(repo_config_dir, name):
+    config = load_train_config(repo_config_dir / name)
+    assert config.data.train and config.output_dir.startswith('build/')
+
+
 def test_round_trip_through_yaml(tiny_train_dict, tmp_path):
     config = config_from_dict(tiny_train_dict())
     save_train_config(config, tmp_path / 'c.yaml')
@@ -41,6 +47,7 @@ def test_round_trip_through_yaml(tiny_train_dict, tmp_path):
     ({'model': {'overrides': {'decoder': {}}}}, 'unknown section'),
     ({'data': {'train': []}}, 'data.train'),
     ({'output_dir': ''}, 'output_dir'),
+    ({'model': {'init_from': 'a', 'backbone_from': 'b'}}, 'drop model.backbone_from'),
 ])
 def test_bad_values_name_the_key(tiny_train_dict, change, message):
     with pytest.raises(TrainConfigError, match=message):

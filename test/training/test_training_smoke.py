@@ -73,9 +73,11 @@ def test_run_checkpoint_resume_and_curves(tiny_train_dict, tmp_path):
 
 
 def test_resumed_run_continues_like_an_uninterrupted_one(tiny_train_dict, tmp_path):
+    # the uninterrupted run also loads its data in a worker process: same batches
     straight = config_from_dict(tiny_train_dict(output_dir=str(tmp_path / 'straight'),
                                                 checkpoint_interval=100, validation={
-                                                    'interval': 100, 'num_sets': 0}))
+                                                    'interval': 100, 'num_sets': 0},
+                                                data={'num_workers': 1}))
     Trainer(straight, log=quiet).run()
     split = config_from_dict(tiny_train_dict(output_dir=str(tmp_path / 'split'),
                                              checkpoint_interval=100, validation={
@@ -103,6 +105,25 @@ def test_fine_tuning_starts_from_the_given_model(tiny_train_dict, tmp_path):
         torch.testing.assert_close(tuned.model.state_dict()[key], value)
     assert not any(p.requires_grad for p in tuned.model.backbone.parameters())
     assert all(p.requires_grad for p in tuned.model.denoiser.parameters())
+
+
+def test_backbone_from_copies_only_the_backbone(tiny_train_dict, tmp_path):
+    source = Trainer(config_from_dict(tiny_train_dict(output_dir=str(tmp_path / 'a'), seed=8)),
+                     log=quiet)
+    save_model(source.model, tmp_path / 'pretrained')
+    target = Trainer(config_from_dict(tiny_train_dict(
+        output_dir=str(tmp_path / 'b'), model={
+            **tiny_train_dict()['model'], 'backbone_from': str(tmp_path / 'pretrained')})),
+        log=quiet)
+    for key, value in source.model.backbone.state_dict().items():
+        torch.testing.assert_close(target.model.backbone.state_dict()[key], value)
+    source_blocks = source.model.denoiser.blocks[0].attn.qkv.weight
+    assert not torch.equal(target.model.denoiser.blocks[0].attn.qkv.weight, source_blocks)
+    mismatched = tiny_train_dict(output_dir=str(tmp_path / 'c'))
+    mismatched['model']['overrides']['backbone']['depth'] = 2
+    mismatched['model']['backbone_from'] = str(tmp_path / 'pretrained')
+    with pytest.raises(ValueError, match='different backbone'):
+        Trainer(config_from_dict(mismatched), log=quiet)
 
 
 def test_regression_variant_trains(tiny_train_dict):
