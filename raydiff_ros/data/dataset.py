@@ -34,7 +34,7 @@ from raydiff_ros.data.generate import INDEX_FILE
 from raydiff_ros.data.normalization import FIRST_CAMERA_FRAMES, normalize_cameras
 from raydiff_ros.data.shards import ShardError, ViewSetRecord, read_shard_metadata, read_view_set
 from raydiff_ros.geometry.camera import Cameras
-from raydiff_ros.geometry.crop import crop_parameters, ndc_grid
+from raydiff_ros.geometry.crop import DEMO_CROP_SCALE, crop_parameters, ndc_grid
 from raydiff_ros.geometry.rays import cameras_to_rays, rays_to_spatial
 from raydiff_ros.inference.preprocess import crop_and_resize
 
@@ -47,6 +47,8 @@ FULL_IMAGE_JITTER_SCALE = (0.95, 1.05)
 """Full-image crops (rig scenes): side x this range of the longer image side (our choice; the
 inference engine's default full-image crop is 1.0)."""
 FULL_IMAGE_JITTER_SHIFT = (-0.03, 0.03)
+FULL_IMAGE_SCALE = 1.0
+"""Un-jittered full-image crop: the longer image side (the inference engine's default)."""
 SHARD_GLOB = 'shard_*.npz'
 PER_VIEW_KEYS = ('images', 'rays', 'ndc', 'crop_params', 'R', 't', 'K', 'image_size',
                  'crop_boxes')
@@ -206,11 +208,11 @@ class SyntheticViewSetDataset(Dataset):
         if mode == 'bbox':
             box = record.bboxes[view]
             scale_range, shift_range = OFFICIAL_JITTER_SCALE, OFFICIAL_JITTER_SHIFT
-            fixed_scale = 1.15
+            fixed_scale = DEMO_CROP_SCALE
         else:
             box = np.array([0.0, 0.0, width, height])
             scale_range, shift_range = FULL_IMAGE_JITTER_SCALE, FULL_IMAGE_JITTER_SHIFT
-            fixed_scale = 1.0
+            fixed_scale = FULL_IMAGE_SCALE
         if self.config.augment:
             scale = rng.uniform(*scale_range)
             shift = rng.uniform(*shift_range, size=2)

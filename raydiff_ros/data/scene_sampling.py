@@ -31,6 +31,7 @@ from raydiff_ros.data.assets import (
     blob_names,
 )
 from raydiff_ros.data.camera_models import (
+    WORLD_UP,
     intrinsics_from_vertical_fov,
     look_at_rotation,
     rotation_about_axis,
@@ -38,6 +39,7 @@ from raydiff_ros.data.camera_models import (
 from raydiff_ros.data.textures import TEXTURE_KINDS
 
 SCENE_TYPES = ('object', 'rig')
+WHITE = (1.0, 1.0, 1.0, 1.0)
 MAX_SEED = 2**31 - 1
 MAX_PLACEMENT_TRIES = 50
 AXIS_UPS = np.array(
@@ -76,6 +78,8 @@ class ObjectSceneConfig:
     distractors: tuple = (0, 2)
     distractor_scale: tuple = (0.15, 0.35)
     """Distractor size relative to the main object."""
+    distractor_distance: tuple = (1.3, 2.5)
+    """Distractor distance from the main object, times its bounding radius."""
     min_camera_height: float = 0.05
     """Cameras stay this far above the floor (in units of the object half size)."""
 
@@ -87,7 +91,15 @@ class RigSceneConfig:
     objects: tuple = (3, 8)
     workspace_half_size: tuple = (0.35, 0.8)
     object_half_size: tuple = (0.08, 0.3)
+    stretch: tuple = (0.6, 1.0)
+    min_object_gap: float = 0.8
+    """Objects are placed at least this fraction of their summed bounding radii apart."""
     table_probability: float = 0.5
+    table_height: tuple = (0.02, 0.1)
+    table_margin: float = 1.3
+    """Table half-size relative to the workspace half-size."""
+    min_camera_height: float = 0.05
+    """Cameras stay this far above the floor or table."""
     vertical_fov_deg: tuple = (45.0, 90.0)
     principal_jitter: float = 0.02
     camera_distance: tuple = (0.6, 1.8)
@@ -107,8 +119,23 @@ class AppearanceConfig:
     texture_size: int = 128
     image_texture_probability: float = 0.3
     """Probability that a surface uses a pybullet_data image instead of a procedural texture."""
+    own_texture_probability: float = 0.7
+    """Probability that a textured object keeps its own texture image."""
     tint_probability: float = 0.3
+    tint: tuple = (0.4, 1.0)
+    """Range of each RGB factor of a tint."""
+    keep_up_axis_probability: float = 0.5
+    """Probability that an object keeps its file's up axis (else a random axis points up)."""
+    superquadric_exponents: tuple = (0.2, 2.0)
+    superquadric_extents: tuple = (0.4, 1.0)
     wall_probability: float = 0.8
+    wall_distance: tuple = (1.4, 2.5)
+    """Wall distance from the scene centre, times the scene extent (largest camera distance)."""
+    wall_height: tuple = (0.6, 1.5)
+    """Wall height, times the scene extent."""
+    floor_extent: float = 3.0
+    """Floor half-size, times the scene extent."""
+    light_color: tuple = (0.8, 1.0)
     shadow_probability: float = 0.2
     ambient: tuple = (0.3, 0.7)
     diffuse: tuple = (0.3, 0.8)
@@ -277,8 +304,8 @@ def sample_texture(rng: np.random.Generator, appearance: AppearanceConfig) -> Te
 def sample_tint(rng: np.random.Generator, appearance: AppearanceConfig) -> tuple:
     """RGBA multiplier of a texture: white, or a random light colour."""
     if rng.uniform() < appearance.tint_probability:
-        return tuple(float(v) for v in rng.uniform(0.4, 1.0, 3)) + (1.0,)
-    return (1.0, 1.0, 1.0, 1.0)
+        return tuple(float(v) for v in rng.uniform(*_pair(appearance.tint), 3)) + (1.0,)
+    return WHITE
 
 
 def sample_light(rng: np.random.Generator, appearance: AppearanceConfig) -> LightSpec:
@@ -289,7 +316,7 @@ def sample_light(rng: np.random.Generator, appearance: AppearanceConfig) -> Ligh
                  np.sin(elevation))
     return LightSpec(
         direction=tuple(float(v) for v in direction),
-        color=tuple(float(v) for v in rng.uniform(0.8, 1.0, 3)),
+        color=tuple(float(v) for v in rng.uniform(*_pair(appearance.light_color), 3)),
         ambient=float(rng.uniform(*_pair(appearance.ambient))),
         diffuse=float(rng.uniform(*_pair(appearance.diffuse))),
         specular=float(rng.uniform(*_pair(appearance.specular))),
@@ -310,26 +337,27 @@ def sample_mesh(rng: np.random.Generator, appearance: AppearanceConfig) -> MeshR
         return MeshRef('textured', TEXTURED_OBJECTS[int(rng.integers(len(TEXTURED_OBJECTS)))][0])
     if source == 'plain':
         return MeshRef('plain', PLAIN_MESHES[int(rng.integers(len(PLAIN_MESHES)))])
-    exponents = rng.uniform(0.2, 2.0, 2)
-    extents = rng.uniform(0.4, 1.0, 3)
+    exponents = rng.uniform(*_pair(appearance.superquadric_exponents), 2)
+    extents = rng.uniform(*_pair(appearance.superquadric_extents), 3)
     params = tuple(float(v) for v in np.concatenate([exponents, extents]))
     name = 'sq_' + '_'.join(f'{v:.4f}' for v in params)
     return MeshRef('superquadric', name, params)
 
 
-def sample_orientation(rng: np.random.Generator) -> np.ndarray:
-    """``world_R_object``: the file's up axis kept (half the time) or a random axis up, then a
-    random rotation about the world vertical."""
-    if rng.uniform() < 0.5:
+def sample_orientation(rng: np.random.Generator, appearance: AppearanceConfig) -> np.ndarray:
+    """``world_R_object`` (3, 3): the file's up axis kept (with probability
+    ``keep_up_axis_probability``) or one of the six mesh axes turned up, then a random rotation
+    about the world vertical."""
+    if rng.uniform() < appearance.keep_up_axis_probability:
         tilt = np.eye(3)
     else:
         up = AXIS_UPS[int(rng.integers(len(AXIS_UPS)))]
-        axis = np.cross(up, [0.0, 0.0, 1.0])
-        if np.linalg.norm(axis) < 1e-9:
+        axis = np.cross(up, WORLD_UP)
+        if np.linalg.norm(axis) == 0:  # up is +z or -z
             tilt = np.eye(3) if up[2] > 0 else rotation_about_axis(np.array([1.0, 0, 0]), np.pi)
         else:
             tilt = rotation_about_axis(axis, np.arccos(np.clip(up[2], -1, 1)))
-    yaw = rotation_about_axis(np.array([0.0, 0.0, 1.0]), rng.uniform(0, 2 * np.pi))
+    yaw = rotation_about_axis(WORLD_UP, rng.uniform(0, 2 * np.pi))
     return yaw @ tilt
 
 
@@ -351,10 +379,12 @@ def sample_object(
     """A random object standing on the floor at ``xy``; returns it and its bounding radius."""
     mesh = sample_mesh(rng, appearance)
     own = mesh.own_texture
-    texture = TextureSpec('image', own) if own and rng.uniform() < 0.7 else sample_texture(
-        rng, appearance)
+    if own and rng.uniform() < appearance.own_texture_probability:
+        texture = TextureSpec('image', own)
+    else:
+        texture = sample_texture(rng, appearance)
     scale = half_size * rng.uniform(*_pair(stretch), 3)
-    rotation = sample_orientation(rng)
+    rotation = sample_orientation(rng, appearance)
     position, radius = place_on_floor(library, mesh, scale, rotation, xy, floor_height)
     spec = ObjectSpec(mesh=mesh, texture=texture, rgba=sample_tint(rng, appearance),
                       scale=scale, rotation=rotation, position=position, label=label)
@@ -367,15 +397,16 @@ def sample_room(
 ) -> RoomSpec:
     """Floor and (probably) walls around a scene of horizontal size ``extent``."""
     walls = rng.uniform() < appearance.wall_probability
-    wall_distance = float(extent * rng.uniform(1.4, 2.5)) if walls else None
-    floor_half = float(extent * 3.0)
+    wall_distance = float(extent * rng.uniform(*_pair(appearance.wall_distance))) if walls \
+        else None
+    floor_half = float(extent * appearance.floor_extent)
     return RoomSpec(
         floor_half_size=floor_half,
         floor_texture=sample_texture(rng, appearance),
         floor_repeats=float(rng.uniform(*_pair(appearance.floor_repeats))),
         floor_rgba=sample_tint(rng, appearance),
         wall_distance=wall_distance,
-        wall_height=float(extent * rng.uniform(0.6, 1.5)),
+        wall_height=float(extent * rng.uniform(*_pair(appearance.wall_height))),
         wall_texture=sample_texture(rng, appearance),
         wall_repeats=float(rng.uniform(*_pair(appearance.floor_repeats))),
         table=table,
@@ -397,7 +428,7 @@ def sample_object_scene(
     for k in range(int(rng.integers(cfg.distractors[0], cfg.distractors[1] + 1))):
         size = cfg.object_half_size * rng.uniform(*_pair(cfg.distractor_scale))
         angle = rng.uniform(0, 2 * np.pi)
-        distance = radius * rng.uniform(1.3, 2.5)
+        distance = radius * rng.uniform(*_pair(cfg.distractor_distance))
         xy = distance * np.array([np.cos(angle), np.sin(angle)])
         distractor, _ = sample_object(rng, library, appearance, size, cfg.stretch, xy,
                                       label=k + 2)
@@ -416,11 +447,13 @@ def sample_object_scene(
     )
 
 
-def _scatter(rng: np.random.Generator, half: np.ndarray, radii: list, radius: float):
-    """A point in [-half, half]^2 at least the sum of radii from the points placed so far."""
+def _scatter(rng: np.random.Generator, half: np.ndarray, placed: list, radius: float,
+             gap: float) -> Optional[np.ndarray]:
+    """A point (2,) in [-half, half] at least ``gap`` x the summed bounding radii away from the
+    (point, radius) pairs placed so far, or None after ``MAX_PLACEMENT_TRIES`` tries."""
     for _ in range(MAX_PLACEMENT_TRIES):
         xy = rng.uniform(-half, half)
-        if all(np.linalg.norm(xy - other) > 0.8 * (radius + r) for other, r in radii):
+        if all(np.linalg.norm(xy - other) > gap * (radius + r) for other, r in placed):
             return xy
     return None
 
@@ -433,8 +466,9 @@ def sample_rig_scene(
     half = rng.uniform(*_pair(cfg.workspace_half_size), 2)
     floor_height, table = 0.0, None
     if rng.uniform() < cfg.table_probability:
-        floor_height = float(rng.uniform(0.02, 0.1))
-        table_scale = np.array([half[0] * 1.3, half[1] * 1.3, floor_height / 2])
+        floor_height = float(rng.uniform(*_pair(cfg.table_height)))
+        table_scale = np.array([half[0] * cfg.table_margin, half[1] * cfg.table_margin,
+                                floor_height / 2])
         table = ObjectSpec(
             mesh=MeshRef('textured', 'jenga/jenga.obj'), texture=sample_texture(rng, appearance),
             rgba=sample_tint(rng, appearance), scale=table_scale, rotation=np.eye(3),
@@ -444,16 +478,16 @@ def sample_rig_scene(
     top = floor_height
     for _ in range(count):
         size = rng.uniform(*_pair(cfg.object_half_size))
-        xy = _scatter(rng, half, placed, size)
+        xy = _scatter(rng, half, placed, size, cfg.min_object_gap)
         if xy is None:
             continue
-        spec, radius = sample_object(rng, library, appearance, size, (0.6, 1.0), xy,
+        spec, radius = sample_object(rng, library, appearance, size, cfg.stretch, xy,
                                      label=len(objects) + 1, floor_height=floor_height)
         placed.append((xy, radius))
         objects.append(spec)
         top = max(top, spec.position[2] + radius)
     workspace_min = np.array([-half[0], -half[1], floor_height])
-    workspace_max = np.array([half[0], half[1], max(top, floor_height + 0.05)])
+    workspace_max = np.array([half[0], half[1], max(top, floor_height + cfg.min_camera_height)])
     cluster = bool(rng.uniform() < cfg.cluster_probability)
     rig_azimuth = rng.uniform(0, 2 * np.pi)
     rig_distance = rng.uniform(*_pair(cfg.camera_distance))
@@ -523,13 +557,14 @@ def sample_rig_camera(
     if layout.cluster:
         direction = rng.normal(size=3)
         direction /= np.linalg.norm(direction)
-        center = layout.rig_center + direction * layout.cluster_radius * rng.uniform() ** (1 / 3)
+        radius = layout.cluster_radius * rng.uniform() ** (1 / 3)  # uniform in the ball
+        center = layout.rig_center + direction * radius
     else:
         azimuth = layout.sector_start + rng.uniform(0, layout.sector_width)
         distance = rng.uniform(*_pair(config.camera_distance))
         center = np.array([distance * np.cos(azimuth), distance * np.sin(azimuth),
                            layout.workspace_min[2] + rng.uniform(*_pair(config.camera_height))])
-    center[2] = max(center[2], layout.workspace_min[2] + 0.05)
+    center[2] = max(center[2], layout.workspace_min[2] + config.min_camera_height)
     target = rng.uniform(layout.workspace_min, layout.workspace_max)
     roll = np.radians(rng.normal(0, config.roll_std_deg))
     R = look_at_rotation(center, target, roll)

@@ -23,14 +23,28 @@ MARBLE_FREQUENCY = (2.0, 10.0)
 MARBLE_TURBULENCE = (1.0, 6.0)
 REFERENCE_SIZE = 128
 PALETTE_SIZE = (2, 4)
+SATURATION = (0.1, 1.0)
+VALUE = (0.15, 1.0)
+HUE_SCALE, CHANNEL_SCALE = 179, 255
+"""OpenCV's 8-bit HSV ranges: hue 0..179, saturation and value 0..255."""
+DOT_RADIUS = (0.2, 0.45)
+"""Dot radius, fraction of the dot spacing."""
+DOT_JITTER = 0.2
+"""Dot centre jitter, fraction of the dot spacing."""
+CELL_BORDER_SHADE = 0.4
+"""Brightness factor on Voronoi cell borders (1 inside the cells)."""
+CELL_BORDER_WIDTH = 2.0
+"""Pixels over which a cell border fades in."""
+GRADIENT_NOISE_STD = 0.03
 
 
 def random_colors(rng: np.random.Generator, count: int) -> np.ndarray:
     """``count`` random RGB colours (count, 3) float in [0, 1], spread in hue and value."""
     hue = rng.uniform(0.0, 1.0, count)
-    saturation = rng.uniform(0.1, 1.0, count)
-    value = rng.uniform(0.15, 1.0, count)
-    hsv = np.stack([hue * 179, saturation * 255, value * 255], axis=-1).astype(np.uint8)
+    saturation = rng.uniform(*SATURATION, count)
+    value = rng.uniform(*VALUE, count)
+    hsv = np.stack([hue * HUE_SCALE, saturation * CHANNEL_SCALE, value * CHANNEL_SCALE],
+                   axis=-1).astype(np.uint8)
     rgb = cv2.cvtColor(hsv[None], cv2.COLOR_HSV2RGB)[0]
     return rgb.astype(np.float64) / UINT8_MAX
 
@@ -109,12 +123,12 @@ def marble_texture(rng: np.random.Generator, size: int) -> np.ndarray:
 def dot_texture(rng: np.random.Generator, size: int) -> np.ndarray:
     """Jittered polka dots on a background colour."""
     spacing = int(rng.integers(DOT_SPACING[0], DOT_SPACING[1] + 1)) * size / REFERENCE_SIZE
-    radius = rng.uniform(0.2, 0.45) * spacing
+    radius = rng.uniform(*DOT_RADIUS) * spacing
     colors = random_colors(rng, 2)
     x, y = _grid(size)
     cell_x, cell_y = np.floor(x / spacing), np.floor(y / spacing)
     count = int(np.ceil(size / spacing)) + 1
-    jitter = rng.uniform(-0.2, 0.2, (count, count, 2)) * spacing
+    jitter = rng.uniform(-DOT_JITTER, DOT_JITTER, (count, count, 2)) * spacing
     centre_x = (cell_x + 0.5) * spacing + jitter[cell_y.astype(int), cell_x.astype(int), 0]
     centre_y = (cell_y + 0.5) * spacing + jitter[cell_y.astype(int), cell_x.astype(int), 1]
     inside = (x - centre_x) ** 2 + (y - centre_y) ** 2 < radius**2
@@ -132,8 +146,9 @@ def cell_texture(rng: np.random.Generator, size: int) -> np.ndarray:
     nearest = order[..., 0]
     first = np.take_along_axis(distances, order[..., :1], -1)[..., 0]
     second = np.take_along_axis(distances, order[..., 1:2], -1)[..., 0]
-    border = np.clip((np.sqrt(second) - np.sqrt(first)) / 2.0, 0.0, 1.0)
-    return _to_uint8(colors[nearest] * (0.4 + 0.6 * border[..., None]))
+    border = np.clip((np.sqrt(second) - np.sqrt(first)) / CELL_BORDER_WIDTH, 0.0, 1.0)
+    shade = CELL_BORDER_SHADE + (1 - CELL_BORDER_SHADE) * border
+    return _to_uint8(colors[nearest] * shade[..., None])
 
 
 def gradient_texture(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -142,7 +157,7 @@ def gradient_texture(rng: np.random.Generator, size: int) -> np.ndarray:
     x, y = _grid(size)
     field = (x * np.cos(angle) + y * np.sin(angle)) / size
     field = (field - field.min()) / max(np.ptp(field), 1e-9)
-    image = _palette_map(rng, field) + rng.normal(0, 0.03, (size, size, 1))
+    image = _palette_map(rng, field) + rng.normal(0, GRADIENT_NOISE_STD, (size, size, 1))
     return _to_uint8(image)
 
 
