@@ -1,0 +1,85 @@
+"""``raydiff-train``: train (or fine-tune) the ray-diffusion model from a YAML configuration.
+
+Examples::
+
+    raydiff-render --num-sets 96 --views-per-set 8 --image-size 160x120 --workers 2 \\
+        --out build/synthetic/tiny
+    raydiff-train config/train/tiny_cpu.yaml
+    raydiff-train config/train/tiny_cpu.yaml --resume --iterations 400
+
+The configuration format is documented in :mod:`raydiff_ros.training.config`. Fine-tuning an
+imported official checkpoint is the same command with ``model.init_from`` set to the imported
+model folder. Exit codes: 0 success, 2 bad arguments or configuration, 1 a training error.
+"""
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+import sys
+from typing import Optional, Sequence
+
+from raydiff_ros.data.shards import ShardError
+from raydiff_ros.model.checkpoint import CheckpointError
+from raydiff_ros.model.config import ConfigError
+from raydiff_ros.training.checkpointing import TrainingCheckpointError
+from raydiff_ros.training.config import TrainConfigError, load_train_config
+from raydiff_ros.training.trainer import Trainer, TrainingError
+
+PROGRAM_NAME = 'raydiff-train'
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROGRAM_NAME,
+                                     description='Train the ray-diffusion (or regression) '
+                                     'model on rendered shards.')
+    parser.add_argument('config', type=Path, metavar='CONFIG.yaml', help='training config')
+    parser.add_argument('--resume', action='store_true',
+                        help='continue from the newest checkpoint in output_dir')
+    parser.add_argument('--iterations', type=int, help='override optim.iterations')
+    parser.add_argument('--output-dir', type=Path, help='override output_dir')
+    parser.add_argument('--device', help='override device (auto, cpu, cuda, cuda:N)')
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point; returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return EXIT_OK if exit_.code in (0, None) else EXIT_USAGE
+    try:
+        config = load_train_config(args.config)
+        overrides = {}
+        if args.output_dir is not None:
+            overrides['output_dir'] = str(args.output_dir)
+        if args.device is not None:
+            overrides['device'] = args.device
+        if overrides:
+            config = replace(config, **overrides)
+        if args.iterations is not None:
+            config = replace(config, optim=replace(config.optim, iterations=args.iterations))
+    except (TrainConfigError, ConfigError) as error:
+        print(f'{PROGRAM_NAME}: {error}', file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        trainer = Trainer(config, resume=args.resume)
+    except (ShardError, CheckpointError, TrainingCheckpointError, TrainingError,
+            ValueError) as error:  # a setup problem: data, weights, output folder, values
+        print(f'{PROGRAM_NAME}: {error}', file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        result = trainer.run()
+    except TrainingError as error:
+        print(f'{PROGRAM_NAME}: {error}', file=sys.stderr)
+        return EXIT_FAILURE
+    print(f'done: {result.iteration} iterations, last loss {result.last_loss:.4f}, '
+          f'checkpoint {result.checkpoint}, curves {result.curves}')
+    return EXIT_OK
+
+
+if __name__ == '__main__':
+    sys.exit(main())

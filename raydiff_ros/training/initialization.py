@@ -1,0 +1,65 @@
+"""Weight initialisation for training a model from scratch.
+
+Denoiser (DiT recipe, Peebles & Xie 2023): Xavier-uniform linear weights with zero biases,
+N(0, 0.02^2) timestep-MLP weights, and zero adaLN modulations and output layer (adaLN-Zero:
+every block starts as the identity and the first prediction is 0).
+
+Backbone (only used when no pretrained DINOv2 weights are loaded): truncated-normal(0.02)
+linear, patch-embedding and positional weights, zero biases, unit LayerNorms and LayerScale
+``gamma = LAYERSCALE_INIT``.
+"""
+
+import torch
+from torch import nn
+
+from raydiff_ros.model.network import RayDiffusionModel
+
+TIMESTEP_INIT_STD = 0.02
+BACKBONE_INIT_STD = 0.02
+LAYERSCALE_INIT = 0.1
+
+
+@torch.no_grad()
+def initialize_denoiser(model: RayDiffusionModel) -> None:
+    """DiT adaLN-Zero initialisation of ``model.denoiser`` (in place)."""
+    denoiser = model.denoiser
+    for module in denoiser.modules():
+        if isinstance(module, nn.Linear):
+            nn.init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+    for layer in denoiser.t_embedder.mlp:
+        if isinstance(layer, nn.Linear):
+            nn.init.normal_(layer.weight, std=TIMESTEP_INIT_STD)
+    for block in denoiser.blocks:
+        nn.init.zeros_(block.adaLN_modulation[-1].weight)
+        nn.init.zeros_(block.adaLN_modulation[-1].bias)
+    final = denoiser.final_layer
+    for layer in (final.adaLN_modulation[-1], final.linear):
+        nn.init.zeros_(layer.weight)
+        nn.init.zeros_(layer.bias)
+
+
+@torch.no_grad()
+def initialize_backbone(model: RayDiffusionModel) -> None:
+    """Random ViT initialisation of ``model.backbone`` (in place)."""
+    backbone = model.backbone
+    for module in backbone.modules():
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
+            nn.init.trunc_normal_(module.weight, std=BACKBONE_INIT_STD)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+    nn.init.trunc_normal_(backbone.pos_embed, std=BACKBONE_INIT_STD)
+    nn.init.trunc_normal_(backbone.cls_token, std=BACKBONE_INIT_STD)
+    for name, parameter in backbone.named_parameters():
+        if name.endswith('gamma'):
+            nn.init.constant_(parameter, LAYERSCALE_INIT)
+
+
+def initialize_model(model: RayDiffusionModel) -> None:
+    """Initialise a freshly built model for training from scratch (backbone and denoiser)."""
+    initialize_backbone(model)
+    initialize_denoiser(model)

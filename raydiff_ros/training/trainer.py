@@ -1,0 +1,344 @@
+"""The training loop of ``raydiff-train``.
+
+Per iteration ``i`` (0-based; ``iteration`` counts completed ones):
+
+1. batch keys from ``SeedSequence([seed, KEY_STREAM, i])``: ``batch_size`` view-set indices and
+   one sample seed each (crop jitter, view choice); the view count N is drawn uniformly from
+   [min_views, max_views] from ``SeedSequence([seed, VIEW_STREAM, i])`` and the batch keeps its
+   first N views (after normalising ``views_per_sample`` views together, as officially);
+2. backbone features (no gradient when the backbone is frozen), timesteps and noise from a
+   torch generator seeded with ``(seed, i)``, the x0 loss (:mod:`.objectives`);
+3. Adam(W) step (mixed precision on CUDA: bfloat16 autocast, or float16 with loss scaling),
+   optional gradient clipping, linear LR warm-up.
+
+Everything random depends only on the seed and the iteration, so a resumed run continues
+exactly as an uninterrupted one would (up to nondeterminism of the kernels). Every
+``log_interval`` iterations a record goes to ``metrics.jsonl``; every
+``validation.interval`` and at the end, validation runs (:mod:`.validation`) and the curves are
+redrawn; every ``checkpoint_interval`` and at the end, a checkpoint is saved
+(:mod:`.checkpointing`).
+"""
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+import time
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, default_collate
+
+from raydiff_ros.data.dataset import (
+    SampleConfig,
+    SyntheticViewSetDataset,
+    entries_for,
+    index_view_sets,
+    split_entries,
+    truncate_views,
+)
+from raydiff_ros.inference.engine import resolve_device
+from raydiff_ros.model.checkpoint import load_state
+from raydiff_ros.model.config import RayDiffusionConfig, preset, with_overrides
+from raydiff_ros.model.network import RayDiffusionModel
+from raydiff_ros.training.checkpointing import (
+    TrainingState,
+    latest_checkpoint,
+    load_backbone_weights,
+    load_checkpoint_weights,
+    load_training_state,
+    save_checkpoint,
+)
+from raydiff_ros.training.config import TrainConfig, save_train_config
+from raydiff_ros.training.curves import append_record, plot_curves, read_records, truncate_records
+from raydiff_ros.training.initialization import initialize_model
+from raydiff_ros.training.objectives import ray_loss, sample_timesteps
+from raydiff_ros.training.validation import validate
+
+KEY_STREAM = 0
+VIEW_STREAM = 1
+TORCH_STREAM = 2
+MAX_SAMPLE_SEED = 2**62
+CONFIG_FILE = 'train_config.yaml'
+METRICS_FILE = 'metrics.jsonl'
+CURVES_FILE = 'curves.png'
+
+
+class TrainingError(RuntimeError):
+    """Training cannot start or continue (bad setup, existing output, non-finite loss)."""
+
+
+def build_model_config(config: TrainConfig) -> RayDiffusionConfig:
+    """The model configuration: ``init_from``'s (or the preset), overrides, then the variant."""
+    if config.model.init_from:
+        base, _ = load_state(config.model.init_from, verify=False)
+    else:
+        base = preset(config.model.preset)
+    sections = {name: dict(values) for name, values in config.model.overrides.items()}
+    sections.setdefault('diffusion', {})['regression'] = config.variant == 'regression'
+    return with_overrides(base, **sections)
+
+
+def collate_view_sets(samples: list) -> dict:
+    """Collate samples, first cutting all to the smallest view count among them."""
+    count = min(int(sample['images'].shape[0]) for sample in samples)
+    batch = default_collate(samples)
+    return truncate_views(batch, count) if count < batch['images'].shape[1] else batch
+
+
+class BatchKeys(torch.utils.data.Sampler):
+    """Batch sampler yielding the dataset keys of iterations ``start .. stop - 1``."""
+
+    def __init__(self, num_sets: int, batch_size: int, seed: int, start: int, stop: int) -> None:
+        self.num_sets, self.batch_size, self.seed = num_sets, batch_size, seed
+        self.start, self.stop = start, stop
+
+    def keys(self, iteration: int) -> list[tuple[int, int]]:
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, KEY_STREAM, iteration]))
+        indices = rng.integers(self.num_sets, size=self.batch_size)
+        seeds = rng.integers(MAX_SAMPLE_SEED, size=self.batch_size)
+        return [(int(i), int(s)) for i, s in zip(indices, seeds, strict=True)]
+
+    def __iter__(self):
+        for iteration in range(self.start, self.stop):
+            yield self.keys(iteration)
+
+    def __len__(self) -> int:
+        return max(self.stop - self.start, 0)
+
+
+def num_views_for(config: TrainConfig, iteration: int) -> int:
+    """N of iteration ``iteration``: uniform in [min_views, max_views]."""
+    rng = np.random.default_rng(np.random.SeedSequence([config.seed, VIEW_STREAM, iteration]))
+    return int(rng.integers(config.data.min_views, config.data.max_views + 1))
+
+
+@dataclass
+class TrainResult:
+    """What a training run ended with."""
+
+    iteration: int
+    last_loss: float
+    checkpoint: Path
+    curves: Path
+
+
+class Trainer:
+    """Builds model, data and optimizer from a :class:`TrainConfig`; ``run()`` trains.
+
+    Args:
+        config: the training configuration.
+        resume: continue from the newest checkpoint in ``output_dir`` (required when one
+            exists; without one, a fresh run starts).
+        log: called with each log line (default: print).
+    """
+
+    def __init__(self, config: TrainConfig, resume: bool = False,
+                 log: Optional[Callable[[str], None]] = None) -> None:
+        self.config = config
+        self.log = log or (lambda line: print(line, flush=True))
+        self.output_dir = Path(config.output_dir)
+        self.device = resolve_device(config.device)
+        self.amp_dtype, use_scaler = self._amp_settings()
+        self.model_config = build_model_config(config)
+        self.regression = self.model_config.diffusion.regression
+        self._setup_data()
+        checkpoint = latest_checkpoint(self.output_dir)
+        if checkpoint is not None and not resume:
+            raise TrainingError(f'{self.output_dir} already holds checkpoints; pass --resume to '
+                                'continue, or choose another output_dir')
+        with torch.random.fork_rng(devices=[]):  # seeded weights, global RNG left untouched
+            torch.manual_seed(config.seed)
+            self.model = RayDiffusionModel(self.model_config)
+            if checkpoint is None:
+                self._initialise_weights()
+        self.model.to(self.device)
+        self._freeze_backbone(not config.model.train_backbone)
+        parameters = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(parameters, lr=config.optim.lr,
+                                           weight_decay=config.optim.weight_decay)
+        warmup = config.optim.warmup_iterations
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
+        self.iteration = 0
+        if checkpoint is not None:
+            self._resume(checkpoint)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        save_train_config(config, self.output_dir / CONFIG_FILE)
+
+    # -- setup ------------------------------------------------------------------------------
+
+    def _amp_settings(self) -> tuple[Optional[torch.dtype], bool]:
+        mode = self.config.optim.amp
+        if mode == 'auto':
+            mode = 'bf16' if self.device.type == 'cuda' else 'off'
+        if mode == 'off':
+            return None, False
+        if self.device.type != 'cuda':
+            raise TrainingError(f'optim.amp={mode} needs a CUDA device (got {self.device})')
+        return (torch.bfloat16, False) if mode == 'bf16' else (torch.float16, True)
+
+    def _setup_data(self) -> None:
+        cfg = self.config.data
+        entries = index_view_sets(cfg.train)
+        val_entries = entries_for(cfg.val)
+        if not val_entries and cfg.holdout_sets:
+            entries, val_entries = split_entries(entries, cfg.holdout_sets)
+        backbone, denoiser = self.model_config.backbone, self.model_config.denoiser
+        sample = SampleConfig(image_size=backbone.image_size, num_patches=denoiser.num_patches,
+                              views_per_sample=cfg.views_per_sample, crop_mode=cfg.crop_mode,
+                              first_camera_frame=cfg.first_camera_frame, seed=self.config.seed)
+        self.train_set = SyntheticViewSetDataset(entries, sample)
+        self.val_set = (SyntheticViewSetDataset(
+            val_entries, replace(sample, augment=False, shuffle_views=False))
+            if val_entries else None)
+        self.log(f'data: {len(entries)} training view sets, {len(val_entries)} held out')
+
+    def _initialise_weights(self) -> None:
+        if self.config.model.init_from:
+            load_checkpoint_weights(self.model, self.config.model.init_from)
+            self.log(f'model: weights from {self.config.model.init_from}')
+            return
+        initialize_model(self.model)
+        if self.config.model.backbone_from:
+            load_backbone_weights(self.model, self.config.model.backbone_from)
+            self.log(f'model: backbone from {self.config.model.backbone_from}, denoiser '
+                     'initialised from scratch')
+        else:
+            self.log('model: initialised from scratch')
+
+    def _freeze_backbone(self, frozen: bool) -> None:
+        for parameter in self.model.backbone.parameters():
+            parameter.requires_grad_(not frozen)
+        self.backbone_frozen = frozen
+
+    def _resume(self, checkpoint: Path) -> None:
+        load_checkpoint_weights(self.model, checkpoint)
+        state = load_training_state(checkpoint)
+        self.optimizer.load_state_dict(state.optimizer)
+        self.scheduler.load_state_dict(state.scheduler)
+        if state.scaler:
+            self.scaler.load_state_dict(state.scaler)
+        self.iteration = state.iteration
+        truncate_records(self.output_dir / METRICS_FILE, self.iteration)
+        self.log(f'resumed from {checkpoint} at iteration {self.iteration}')
+
+    # -- one step ---------------------------------------------------------------------------
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype,
+                              enabled=self.amp_dtype is not None)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Backbone features of images (B, N, 3, S, S); no gradient when frozen."""
+        if self.backbone_frozen:
+            self.model.backbone.eval()
+            with torch.no_grad(), self._autocast():
+                return self.model.features(images).float()
+        with self._autocast():
+            return self.model.features(images).float()
+
+    def loss_on_batch(self, batch: dict, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """The training loss of a (truncated) batch with given timesteps and noise."""
+        images = batch['images'].to(self.device)
+        rays = batch['rays'].to(self.device)
+        ndc = batch['ndc'].to(self.device)
+        features = self.features(images)
+        with self._autocast():
+            return ray_loss(self.model, features, rays, ndc, t.to(self.device),
+                            noise.to(self.device), self.regression)
+
+    def train_step(self, batch: dict, iteration: int) -> float:
+        """One optimisation step on ``batch`` (already truncated to N views); returns the loss."""
+        self.model.train()
+        generator = torch.Generator().manual_seed(
+            int(np.random.SeedSequence([self.config.seed, TORCH_STREAM, iteration])
+                .generate_state(1)[0]))
+        t = sample_timesteps(self.model.schedule, batch['rays'].shape[0], self.regression,
+                             generator, torch.device('cpu'))
+        noise = torch.randn(batch['rays'].shape, generator=generator)
+        loss = self.loss_on_batch(batch, t, noise)
+        if not torch.isfinite(loss):
+            raise TrainingError(f'non-finite loss at iteration {iteration}')
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.config.optim.grad_clip_norm > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(
+                [p for p in self.model.parameters() if p.requires_grad],
+                self.config.optim.grad_clip_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return float(loss.detach())
+
+    # -- loop -------------------------------------------------------------------------------
+
+    def _loader(self, start: int, stop: int) -> DataLoader:
+        keys = BatchKeys(len(self.train_set), self.config.optim.batch_size, self.config.seed,
+                         start, stop)
+        workers = self.config.data.num_workers
+        return DataLoader(self.train_set, batch_sampler=keys, num_workers=workers,
+                          collate_fn=collate_view_sets, persistent_workers=False,
+                          pin_memory=self.device.type == 'cuda')
+
+    def _validate_and_plot(self) -> dict:
+        record = {'iteration': self.iteration}
+        if self.val_set is not None and self.config.validation.num_sets > 0:
+            val = self.config.validation
+            result = validate(self.model, self.val_set, val.num_sets, val.num_views,
+                              val.num_samples, val.loss_timesteps, self.regression, self.device)
+            record.update(result.to_record())
+            self.log(f'[{self.iteration}] validation: loss {result.loss:.4f}, rotation acc@15 '
+                     f'{result.rotation_accuracy:.3f}, centre acc@0.1 '
+                     f'{result.camera_center_accuracy:.3f}, mean rotation error '
+                     f'{result.mean_rotation_error_deg:.1f} deg, failures {result.failures}/'
+                     f'{result.num_sets}')
+            append_record(self.output_dir / METRICS_FILE, record)
+        self.plot()
+        return record
+
+    def plot(self) -> Path:
+        """Redraw ``curves.png`` from ``metrics.jsonl``."""
+        return plot_curves(read_records(self.output_dir / METRICS_FILE),
+                           self.output_dir / CURVES_FILE,
+                           title=f'{self.config.variant} - {self.output_dir.name}')
+
+    def save(self) -> Path:
+        state = TrainingState(iteration=self.iteration, optimizer=self.optimizer.state_dict(),
+                              scheduler=self.scheduler.state_dict(),
+                              scaler=self.scaler.state_dict() if self.scaler.is_enabled()
+                              else {})
+        path = save_checkpoint(self.output_dir, self.model, state, self.config.keep_checkpoints)
+        self.log(f'[{self.iteration}] checkpoint {path}')
+        return path
+
+    def run(self) -> TrainResult:
+        """Train up to ``optim.iterations`` iterations (from the resumed iteration)."""
+        cfg = self.config
+        total = cfg.optim.iterations
+        losses, interval_start, last_loss = [], time.perf_counter(), float('nan')
+        checkpoint = None
+        for batch in self._loader(self.iteration, total):
+            batch = truncate_views(batch, min(num_views_for(cfg, self.iteration),
+                                              batch['images'].shape[1]))
+            last_loss = self.train_step(batch, self.iteration)
+            losses.append(last_loss)
+            self.iteration += 1
+            if self.iteration % cfg.log_interval == 0 or self.iteration == total:
+                seconds = time.perf_counter() - interval_start
+                record = {'iteration': self.iteration, 'loss': float(np.mean(losses)),
+                          'lr': self.scheduler.get_last_lr()[0], 'seconds': seconds}
+                append_record(self.output_dir / METRICS_FILE, record)
+                self.log(f'[{self.iteration}/{total}] loss {record["loss"]:.4f} '
+                         f'({seconds / len(losses):.2f} s/it)')
+                losses, interval_start = [], time.perf_counter()
+            if self.iteration % cfg.validation.interval == 0 or self.iteration == total:
+                self._validate_and_plot()
+            if self.iteration % cfg.checkpoint_interval == 0 or self.iteration == total:
+                checkpoint = self.save()
+        if checkpoint is None:
+            checkpoint = latest_checkpoint(self.output_dir) or self.save()
+            self.plot()
+        return TrainResult(iteration=self.iteration, last_loss=last_loss, checkpoint=checkpoint,
+                           curves=self.output_dir / CURVES_FILE)
