@@ -22,10 +22,10 @@ PIP_NOISE := is ignored: it is neither a file nor a directory
 # Keep all DDS traffic on this machine (no multicast on the network).
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: help venv demo test lint pytest bench clean distclean constraints
+.PHONY: help venv demo demo-roundtrip test lint pytest bench clean distclean constraints
 
 help:
-	@echo 'make demo   - set up (if needed) and run the demo'
+	@echo 'make demo   - set up (if needed) and run the demo (rig bag through the node)'
 	@echo 'make test   - set up (if needed), lint and run the whole test suite'
 	@echo 'make venv   - only set up the virtual environment ($(VENV))'
 	@echo 'make lint   - ruff over the repository'
@@ -83,7 +83,12 @@ $(STAMPS)/editable: $(STAMPS)/interfaces $(STAMPS)/tf2_msgs $(STAMPS)/pose_graph
 		echo '$(VENV_ABS)/$(INTERFACES_PY_DIR)' > $$site/zz_raydiff_interfaces.pth
 	@touch $@
 
+# The rig demo: a bag of a 4-camera scene replayed through the running estimator node.
 demo: venv
+	$(PY) -m raydiff_ros.ros.demo --output demo_output
+
+# The middleware round trip only (PoseGraph + /tf_static between two processes).
+demo-roundtrip: venv
 	$(PY) -m raydiff_ros.ros.demo_roundtrip
 
 lint: venv

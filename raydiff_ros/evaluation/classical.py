@@ -38,7 +38,6 @@ import numpy as np
 from raydiff_ros.evaluation.estimators import (
     ImagePoseEstimator,
     PoseEstimate,
-    register_estimator,
 )
 
 UNKNOWN_FOCAL_FACTOR = 1.2
@@ -308,6 +307,3 @@ class ClassicalSiftEstimator(ImagePoseEstimator):
             return float(np.median(ratios))
         stats.scale_fallbacks += 1
         return float(np.mean(scales))
-
-
-register_estimator(ClassicalSiftEstimator.name, ClassicalSiftEstimator)

@@ -271,3 +271,12 @@ def _ray_diffusion_factory(seed: int = DEFAULT_SEED, **options) -> PoseEstimator
 
 
 register_estimator('ray_diffusion', _ray_diffusion_factory)
+
+
+def _classical_sift_factory(seed: int = DEFAULT_SEED, **options) -> PoseEstimator:
+    """SIFT + essential matrix baseline (OpenCV imported only when chosen)."""
+    from raydiff_ros.evaluation.classical import ClassicalSiftEstimator
+    return ClassicalSiftEstimator(seed=seed, **options)
+
+
+register_estimator('classical_sift', _classical_sift_factory)

@@ -21,7 +21,7 @@ def _candidates() -> list[Path]:
         from ament_index_python.packages import get_package_share_directory
         candidates.append(Path(get_package_share_directory(PACKAGE_NAME)) / 'models'
                           / DEFAULT_MODEL_NAME)
-    except (ImportError, LookupError, ValueError):
+    except (ImportError, LookupError, ValueError, OSError):  # no ament index here
         pass
     # a source checkout / editable install: <repo>/models/default
     candidates.append(Path(__file__).resolve().parents[2] / 'models' / DEFAULT_MODEL_NAME)

@@ -2,9 +2,9 @@
 
 Inputs (camera i of ``num_cameras``; remap them): ``image_<i>`` (sensor_msgs/Image) or
 ``image_<i>/compressed`` (sensor_msgs/CompressedImage), ``camera_info_<i>``
-(sensor_msgs/CameraInfo), ``~/lost`` (std_msgs/Bool: true asks for a relocalization seed for the next keyframe that has no map
-pose),
-and optionally ``map_pose_topic`` (geometry_msgs/PoseStamped of a camera while localized).
+(sensor_msgs/CameraInfo), ``~/lost`` (std_msgs/Bool: true asks for a relocalization seed for
+the next keyframe that has no map pose), and optionally ``map_pose_topic``
+(geometry_msgs/PoseStamped of a camera's optical frame in the map while localized).
 
 Outputs: ``~/view_set_estimate`` (raydiff_ros/ViewSetEstimate), ``~/pose_graph``
 (raydiff_ros/PoseGraph), ``~/relocalization_seed`` (geometry_msgs/PoseWithCovarianceStamped;
