@@ -24,6 +24,7 @@ from collections import deque
 import gc
 import sys
 import threading
+import time
 from typing import Any, Optional
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -100,6 +101,8 @@ class EstimatorNode(LifecycleNode):
         self._failed_reported = 0
         self._load_error = ''
         self._published = {'view_sets': 0, 'seeds': 0}
+        self._callback_cpu_s = 0.0
+        self._images_received = 0
         self._input_group = MutuallyExclusiveCallbackGroup()
         self._timer_group = MutuallyExclusiveCallbackGroup()
 
@@ -231,6 +234,14 @@ class EstimatorNode(LifecycleNode):
             self._input_problem('camera_info', index, error)
 
     def _on_image(self, index: int, msg) -> None:
+        start = time.thread_time()
+        try:
+            self._process_image(index, msg)
+        finally:
+            self._callback_cpu_s += time.thread_time() - start
+            self._images_received += 1
+
+    def _process_image(self, index: int, msg) -> None:
         try:
             if isinstance(msg, CompressedImage):
                 image = decode_compressed_image(msg.format, bytes(msg.data))
@@ -338,7 +349,9 @@ class EstimatorNode(LifecycleNode):
         values = {'estimator': self.param('estimator'), 'mode': self.param('mode'),
                   'view_sets_published': self._published['view_sets'],
                   'relocalization_seeds_published': self._published['seeds'],
-                  'relocalization_requested': self._relocalization_requested}
+                  'relocalization_requested': self._relocalization_requested,
+                  'images_received': self._images_received,
+                  'image_callbacks_cpu_s': round(self._callback_cpu_s, 4)}
         engine = getattr(self._estimator, 'engine', None)
         if engine is not None:
             values['device'] = str(engine.device)
