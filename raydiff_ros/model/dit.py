@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from raydiff_ros.model.config import RAY_DIM, DenoiserConfig
+from raydiff_ros.model.layers import Attention, Mlp
 
 ADALN_CHUNKS_BLOCK = 6
 ADALN_CHUNKS_FINAL = 2
@@ -82,36 +83,6 @@ class TimestepEmbedder(nn.Module):
         return self.mlp(timestep_embedding(t, self.dim, self.max_period))
 
 
-class Attention(nn.Module):
-    """Multi-head self-attention, qkv bias, softmax scale head_dim^-0.5; (B, L, H) -> same."""
-
-    def __init__(self, dim: int, num_heads: int) -> None:
-        super().__init__()
-        self.num_heads = num_heads
-        self.qkv = nn.Linear(dim, 3 * dim, bias=True)
-        self.proj = nn.Linear(dim, dim, bias=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, L, D = x.shape
-        qkv = self.qkv(x).reshape(B, L, 3, self.num_heads, D // self.num_heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, L, head_dim)
-        x = nn.functional.scaled_dot_product_attention(q, k, v)
-        return self.proj(x.transpose(1, 2).reshape(B, L, D))
-
-
-class Mlp(nn.Module):
-    """fc1 -> tanh-approximated GELU -> fc2."""
-
-    def __init__(self, dim: int, hidden_dim: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden_dim)
-        self.act = nn.GELU(approximate='tanh')
-        self.fc2 = nn.Linear(hidden_dim, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
-
-
 class DiTBlock(nn.Module):
     """Transformer block with adaLN-Zero conditioning; x (B, L, H), c (B, H) -> (B, L, H)."""
 
@@ -121,7 +92,7 @@ class DiTBlock(nn.Module):
         self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=eps)
         self.attn = Attention(dim, config.num_heads)
         self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=eps)
-        self.mlp = Mlp(dim, config.mlp_hidden_dim)
+        self.mlp = Mlp(dim, config.mlp_hidden_dim, gelu_approximate='tanh')
         self.adaLN_modulation = nn.Sequential(nn.SiLU(),
                                               nn.Linear(dim, ADALN_CHUNKS_BLOCK * dim))
 
