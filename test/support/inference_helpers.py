@@ -2,44 +2,26 @@
 
 import numpy as np
 from scipy.spatial.transform import Rotation
+from tiny_models import random_model  # noqa: F401 (re-exported for the tests)
+from tiny_models import tiny_config as _tiny_config
 import torch
 
 from raydiff_ros.geometry.camera import Cameras
 from raydiff_ros.geometry.rays import cameras_to_rays, rays_to_spatial
 from raydiff_ros.inference.preprocess import CropConfig, preprocess_views
-from raydiff_ros.model.config import (
-    BackboneConfig,
-    DenoiserConfig,
-    DiffusionConfig,
-    RayDiffusionConfig,
-)
+from raydiff_ros.model.config import RayDiffusionConfig
 from raydiff_ros.model.network import RayDiffusionModel
 
-TINY_IMAGE_SIZE = 56      # 4 x 4 patches of 14 pixels
-TINY_PATCHES = 4
-TINY_FEATURE_DIM = 32
-INIT_STD = 0.1
 IMAGE_SIZE_WH = (160, 120)
 FOCAL_PX = 150.0
+INFERENCE_MAX_IMAGES = 8
+SAMPLING_STRIDE = 10
 
 
 def tiny_config(**diffusion) -> RayDiffusionConfig:
-    """A model that runs the whole sampler in a fraction of a second."""
-    return RayDiffusionConfig(
-        backbone=BackboneConfig(image_size=TINY_IMAGE_SIZE, embed_dim=TINY_FEATURE_DIM, depth=1,
-                                num_heads=2, pos_embed_grid=5),
-        denoiser=DenoiserConfig(depth=1, hidden_size=32, num_heads=2, num_patches=TINY_PATCHES,
-                                max_num_images=8, feature_dim=TINY_FEATURE_DIM),
-        diffusion=DiffusionConfig(sampling_stride=10, **diffusion))
-
-
-def random_model(config: RayDiffusionConfig, seed: int = 0) -> RayDiffusionModel:
-    model = RayDiffusionModel(config)
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for param in model.parameters():
-            param.copy_(torch.randn(param.shape, generator=generator) * INIT_STD)
-    return model.eval()
+    """A one-block model with an 8-step sampler: the whole engine runs in milliseconds."""
+    return _tiny_config(denoiser_depth=1, max_images=INFERENCE_MAX_IMAGES,
+                        sampling_stride=SAMPLING_STRIDE, **diffusion)
 
 
 class OracleModel(RayDiffusionModel):
