@@ -15,6 +15,7 @@ from pathlib import Path
 import sys
 from typing import Optional, Sequence
 
+from raydiff_ros.cli_args import parse_arguments
 from raydiff_ros.data.assets import AssetError
 from raydiff_ros.data.generate import (
     MAX_VIEWS_PER_SET,
@@ -79,10 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point; returns the exit code."""
     parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:
-        return EXIT_OK if exit_.code in (0, None) else EXIT_USAGE
+    args = parse_arguments(parser, argv)
+    if isinstance(args, int):
+        return args
     if args.num_sets < 1 or args.workers < 1 or args.sets_per_shard < 1:
         print(f'{PROGRAM_NAME}: --num-sets, --workers and --sets-per-shard must be positive',
               file=sys.stderr)

@@ -17,7 +17,7 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
-from raydiff_ros.data.assets import AssetError, MeshLibrary
+from raydiff_ros.data.assets import MeshLibrary, pybullet_data_root
 from raydiff_ros.data.camera_models import opengl_projection_matrix, opengl_view_matrix
 from raydiff_ros.data.meshes import merge_meshes, quad_mesh, write_obj
 from raydiff_ros.data.scene_sampling import (
@@ -71,13 +71,8 @@ def quaternion_from_rotation(R: np.ndarray) -> list:
 
 
 def _import_pybullet():
-    try:
-        import pybullet
-    except ImportError as error:
-        raise AssetError(
-            'pybullet is not installed: the synthetic generator needs `pip install '
-            'pybullet==3.2.7`'
-        ) from error
+    pybullet_data_root()  # raises AssetError naming the missing package
+    import pybullet
     return pybullet
 
 

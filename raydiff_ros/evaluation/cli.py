@@ -15,6 +15,7 @@ from pathlib import Path
 import sys
 from typing import Optional, Sequence
 
+from raydiff_ros.cli_args import parse_arguments
 from raydiff_ros.evaluation.datasets import DEFAULT_BACKGROUND_RGB, DatasetError, load_dataset
 from raydiff_ros.evaluation.estimators import (
     DEFAULT_SEED,
@@ -115,10 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run ``raydiff-eval``; returns the exit code (0 ok, 2 on any usage or input error)."""
     parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_request:  # argparse already printed its message
-        return EXIT_OK if exit_request.code in (None, 0) else EXIT_USAGE
+    args = parse_arguments(parser, argv)
+    if isinstance(args, int):
+        return args
 
     try:
         config = HarnessConfig(

@@ -19,6 +19,7 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from raydiff_ros.cli_args import parse_arguments
 from raydiff_ros.inference.engine import EngineConfig, EstimationError, PoseEstimator
 from raydiff_ros.inference.intrinsics_file import IntrinsicsFileError, load_intrinsics
 from raydiff_ros.inference.models import ModelNotFoundError, resolve_model_dir
@@ -107,10 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_request:
-        return EXIT_OK if exit_request.code in (None, 0) else EXIT_USAGE
+    args = parse_arguments(parser, argv)
+    if isinstance(args, int):
+        return args
     try:
         images = [load_rgb(path) for path in args.images]
         sizes = np.array([[im.shape[1], im.shape[0]] for im in images])

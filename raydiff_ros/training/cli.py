@@ -18,6 +18,7 @@ from pathlib import Path
 import sys
 from typing import Optional, Sequence
 
+from raydiff_ros.cli_args import parse_arguments
 from raydiff_ros.data.shards import ShardError
 from raydiff_ros.model.checkpoint import CheckpointError
 from raydiff_ros.model.config import ConfigError
@@ -47,10 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point; returns the exit code."""
     parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:
-        return EXIT_OK if exit_.code in (0, None) else EXIT_USAGE
+    args = parse_arguments(parser, argv)
+    if isinstance(args, int):
+        return args
     try:
         config = load_train_config(args.config)
         overrides = {}
