@@ -228,3 +228,21 @@ def test_a_model_that_cannot_load_leaves_the_node_alive_and_says_why(tmp_path, r
         assert process.poll() is None
     finally:
         stop_node(process)
+
+
+def test_missing_camera_info_is_diagnosed_and_intrinsics_are_estimated(run_node):
+    _, probe = run_node({'num_cameras': 2, 'mode': 'rig', 'estimator': ORACLE, **FAST}, 2)
+    for attempt in range(5):  # no camera_info at all
+        stamp_ns = BASE_NS + attempt * SECOND_NS
+        for camera, pose_id in enumerate([6, 7]):
+            probe.send_image(camera, image_for(pose_id, stamp_ns + camera), stamp_ns)
+        if probe.wait_for(lambda: probe.received['estimate'], 4):
+            break
+    assert probe.wait_for(lambda: 'no camera_info' in probe.diagnostics_values().get(
+        '_message', ''), 10), probe.diagnostics_values()
+    assert probe.diagnostics_values()['_level'] == 1            # WARN
+    estimate = probe.received['estimate'][-1]
+    assert all(camera.intrinsics_estimated for camera in estimate.cameras)
+    # rescaled from the stored keyframe size to the incoming size (half-pixel convention)
+    assert list(estimate.cameras[1].intrinsics) == pytest.approx([260.0, 260.0, 160.0, 120.0],
+                                                                 abs=0.5)

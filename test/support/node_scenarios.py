@@ -85,7 +85,11 @@ class OracleEstimator:
                 R[s, k], t[s, k] = camera_T_gauge[:3, :3], camera_T_gauge[:3, 3]
         if self.nan:
             t[:] = np.nan
-        return PoseSamples(R=R, t=t)
+        estimated_K = None
+        if K is None:  # like the model: estimate intrinsics (the true ones, at the image size)
+            scale = images[0].shape[1] / IMAGE_WIDTH
+            estimated_K = np.stack([np.diag([scale, scale, 1.0]) @ intrinsics()] * len(ids))
+        return PoseSamples(R=R, t=t, K=estimated_K)
 
 
 def make_oracle(**options) -> OracleEstimator:
