@@ -14,7 +14,13 @@ import pytest
 rclpy = pytest.importorskip('rclpy', reason='rclpy is not installed (run: make test)')
 
 from node_probe import Probe, start_node, stop_node  # noqa: E402
-from node_scenarios import image_for, true_world_T_camera  # noqa: E402
+from node_scenarios import (  # noqa: E402
+    FOCAL_PX,
+    IMAGE_HEIGHT,
+    IMAGE_WIDTH,
+    image_for,
+    true_world_T_camera,
+)
 from rcl_interfaces.srv import GetParameters  # noqa: E402
 from scipy.spatial.transform import Rotation  # noqa: E402
 
@@ -27,8 +33,12 @@ ROTATION_TOL_DEG = 0.5
 TRANSLATION_TOL_M = 0.02
 SEED_POSITION_TOL_M = 0.05
 SEED_ROTATION_TOL_DEG = 1.0
+# Reliable camera subscriptions: deterministic delivery under CPU load (the default best-effort
+# QoS is exercised by the bad-input and missing-camera-info tests, which repeat their input).
 FAST = {'keyframe_min_interval_s': 0.0, 'schedule_period_s': 0.05,
-        'diagnostics_period_s': 0.2}
+        'diagnostics_period_s': 0.2, 'image_qos': 'reliable'}
+BEST_EFFORT = {**FAST, 'image_qos': 'sensor_data'}
+TRUE_INTRINSICS = [FOCAL_PX, FOCAL_PX, IMAGE_WIDTH / 2, IMAGE_HEIGHT / 2]
 
 
 def rotation_error_deg(a: np.ndarray, b: np.ndarray) -> float:
@@ -98,7 +108,7 @@ def test_rig_calibration_publishes_metric_tf_static_and_pose_graph(run_node):
     assert np.all(np.linalg.eigvalsh(covariance) > 0)
     estimate = probe.received['estimate'][-1]
     assert estimate.scale_source == estimate.SCALE_KNOWN_BASELINE and estimate.num_samples == 4
-    assert list(estimate.cameras[1].intrinsics) == pytest.approx([260.0, 260.0, 160.0, 120.0])
+    assert list(estimate.cameras[1].intrinsics) == pytest.approx(TRUE_INTRINSICS)
 
 
 def test_temporal_mode_publishes_tf_and_graph_between_keyframes(run_node):
@@ -176,7 +186,7 @@ def test_executor_serves_parameters_while_inference_runs(run_node, tmp_path):
 
 def test_bad_inputs_are_diagnosed_and_never_published(run_node):
     process, probe = run_node({'num_cameras': 2, 'mode': 'rig', 'estimator': ORACLE,
-                               **FAST}, 2)
+                               **BEST_EFFORT}, 2)
     good = image_for(5, 0)
 
     def diagnosed() -> bool:
@@ -194,7 +204,8 @@ def test_bad_inputs_are_diagnosed_and_never_published(run_node):
         probe.send_image(1, good, stamp_ns + 2, data=good.tobytes()[:1000])  # truncated
         if probe.wait_for(diagnosed, 2):
             break
-    assert diagnosed(), probe.diagnostics_values()
+    values = probe.diagnostics_values()
+    assert diagnosed(), {k: v for k, v in values.items() if 'error' in k or k.startswith('_')}
     time.sleep(0.5)
     assert process.poll() is None, 'the node died:\n' + process.log_path.read_text()
     assert not probe.received['tf_static'], probe.received['tf_static']
@@ -231,8 +242,9 @@ def test_a_model_that_cannot_load_leaves_the_node_alive_and_says_why(tmp_path, r
 
 
 def test_missing_camera_info_is_diagnosed_and_intrinsics_are_estimated(run_node):
-    _, probe = run_node({'num_cameras': 2, 'mode': 'rig', 'estimator': ORACLE, **FAST}, 2)
-    for attempt in range(5):  # no camera_info at all
+    _, probe = run_node({'num_cameras': 2, 'mode': 'rig', 'estimator': ORACLE,
+                         **BEST_EFFORT}, 2)
+    for attempt in range(10):  # no camera_info at all
         stamp_ns = BASE_NS + attempt * SECOND_NS
         for camera, pose_id in enumerate([6, 7]):
             probe.send_image(camera, image_for(pose_id, stamp_ns + camera), stamp_ns)
@@ -244,5 +256,4 @@ def test_missing_camera_info_is_diagnosed_and_intrinsics_are_estimated(run_node)
     estimate = probe.received['estimate'][-1]
     assert all(camera.intrinsics_estimated for camera in estimate.cameras)
     # rescaled from the stored keyframe size to the incoming size (half-pixel convention)
-    assert list(estimate.cameras[1].intrinsics) == pytest.approx([260.0, 260.0, 160.0, 120.0],
-                                                                 abs=0.5)
+    assert list(estimate.cameras[1].intrinsics) == pytest.approx(TRUE_INTRINSICS, abs=0.5)

@@ -21,11 +21,12 @@ import yaml
 
 from raydiff_ros.msg import PoseGraph, ViewSetEstimate
 from raydiff_ros.ros.conversions import matrix_to_pose
-from raydiff_ros.ros.qos import ESTIMATE_QOS, SENSOR_QOS, TF_QOS, TF_STATIC_QOS
+from raydiff_ros.ros.qos import ESTIMATE_QOS, TF_QOS, TF_STATIC_QOS
 
 NODE = 'raydiff_estimator'
 SUPPORT_DIR = Path(__file__).resolve().parent
 START_TIMEOUT_S = 60.0
+CAMERA_QOS_DEPTH = 10
 
 
 def start_node(params: dict, folder: Path, name: str = NODE) -> subprocess.Popen:
@@ -65,10 +66,12 @@ class Probe:
 
     def __init__(self, num_cameras: int, node_name: str = NODE) -> None:
         self.node = rclpy.create_node('raydiff_test_probe')
-        self.images = [self.node.create_publisher(Image, f'/image_{i}', SENSOR_QOS)
+        # Reliable publishers match both best-effort (the node's default) and reliable
+        # subscriptions; delivery is then what the subscription asks for.
+        self.images = [self.node.create_publisher(Image, f'/image_{i}', CAMERA_QOS_DEPTH)
                        for i in range(num_cameras)]
-        self.infos = [self.node.create_publisher(CameraInfo, f'/camera_info_{i}', SENSOR_QOS)
-                      for i in range(num_cameras)]
+        self.infos = [self.node.create_publisher(CameraInfo, f'/camera_info_{i}',
+                                                 CAMERA_QOS_DEPTH) for i in range(num_cameras)]
         self.map_pose = self.node.create_publisher(PoseStamped, '/map_pose', 50)
         self.lost = self.node.create_publisher(Bool, f'/{node_name}/lost', 10)
         self.received = {'tf_static': [], 'tf': [], 'graph': [], 'estimate': [], 'seed': [],

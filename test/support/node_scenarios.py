@@ -15,9 +15,9 @@ from scipy.spatial.transform import Rotation
 
 from raydiff_ros.pipeline.poses import PoseSamples
 
-IMAGE_WIDTH, IMAGE_HEIGHT = 320, 240
-ID_BLOCK = 48
-FOCAL_PX = 260.0
+IMAGE_WIDTH, IMAGE_HEIGHT = 160, 120
+ID_BLOCK = 32
+FOCAL_PX = 130.0
 SAMPLE_ROTATION_NOISE_RAD = 1e-3
 SAMPLE_TRANSLATION_NOISE = 1e-3
 NUM_SAMPLES = 4
