@@ -22,6 +22,7 @@ executor (multi-threaded) keeps serving parameters and services meanwhile.
 
 from collections import deque
 import gc
+from pathlib import Path
 import sys
 import threading
 import time
@@ -43,6 +44,12 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 
+from raydiff_ros.calibration.aggregation import CalibrationError, RigCalibrator
+from raydiff_ros.calibration.export import (
+    write_extrinsics_yaml,
+    write_static_tf_launch,
+    write_urdf_snippet,
+)
 from raydiff_ros.msg import PoseGraph as PoseGraphMsg
 from raydiff_ros.msg import ViewSetEstimate as ViewSetEstimateMsg
 from raydiff_ros.pipeline.camera_info import CameraInfoError, intrinsics_from_camera_info
@@ -58,7 +65,7 @@ from raydiff_ros.pipeline.pose_graph import build_pose_graph
 from raydiff_ros.pipeline.scheduler import InferenceScheduler
 from raydiff_ros.pipeline.view_sets import ViewSetBuilder, ViewSetMode
 from raydiff_ros.ros import messages
-from raydiff_ros.ros.conversions import pose_to_matrix
+from raydiff_ros.ros.conversions import pose_to_matrix, transform_stamped
 from raydiff_ros.ros.estimator_plugins import EstimatorLoadError, build_estimator
 from raydiff_ros.ros.node_parameters import ALL_PARAMETERS, PIPELINE_PARAMETERS
 from raydiff_ros.ros.parameters import declare_parameters
@@ -72,6 +79,8 @@ DIAGNOSTICS_TOPIC = '/diagnostics'
 MAX_ERROR_TEXT = 200
 #: Log an input problem of one kind at most this often, seconds.
 LOG_THROTTLE_S = 5.0
+CALIBRATION_FILES = {'yaml': 'extrinsics.yaml', 'urdf': 'rig.urdf.xacro',
+                     'launch': 'static_transforms.launch.py'}
 
 
 class EstimatorNode(LifecycleNode):
@@ -101,6 +110,10 @@ class EstimatorNode(LifecycleNode):
         self._failed_reported = 0
         self._load_error = ''
         self._published = {'view_sets': 0, 'seeds': 0}
+        self._calibrator: Optional[RigCalibrator] = None
+        self._calibration_lock = threading.Lock()
+        self._calibration_frames: dict[int, str] = {}
+        self._calibration_status = ''
         self._callback_cpu_s = 0.0
         self._images_received = 0
         self._input_group = MutuallyExclusiveCallbackGroup()
@@ -155,6 +168,15 @@ class EstimatorNode(LifecycleNode):
         self._tf = TransformPublisher(self)
         self._service = self.create_service(Trigger, '~/request_relocalization',
                                             self._on_request_relocalization)
+        self._save_service = self.create_service(Trigger, '~/save_calibration',
+                                                 self._on_save_calibration)
+        self._calibrator = None
+        if self.param('calibration_enabled'):
+            self._calibrator = RigCalibrator(num_cameras)
+            if self.param('scale_source') == 'known_baseline':
+                self._calibrator.scale_from_baseline(self.param('baseline_camera_a'),
+                                                     self.param('baseline_camera_b'),
+                                                     self.param('baseline_m'))
         self._scheduler.start()
         self.get_logger().info(
             f'configured: {num_cameras} cameras, mode {self.param("mode")}, estimator '
@@ -324,7 +346,9 @@ class EstimatorNode(LifecycleNode):
         self._sequence += 1
         self._estimate_pub.publish(messages.view_set_estimate_msg(
             estimate, view_set, frames, self._sequence, latency_s, self.param('estimator')))
-        if self.param('publish_tf'):
+        calibrated = (self._calibrator is not None and view_set.mode == ViewSetMode.RIG
+                      and self._update_calibration(view_set, estimate))
+        if self.param('publish_tf') and not calibrated:
             transforms = messages.transforms_msg(estimate, frames)
             if view_set.mode == ViewSetMode.RIG:
                 self._tf_static.send(transforms)
@@ -341,6 +365,66 @@ class EstimatorNode(LifecycleNode):
             self._published['seeds'] += 1
         self._published['view_sets'] += 1
 
+    # -- rig calibration (worker thread, and the save service) --------------------------------
+
+    def _update_calibration(self, view_set, estimate) -> bool:
+        """Add a rig estimate, re-solve, publish the calibrated rig on /tf_static."""
+        for index, frame in zip(view_set.camera_indices, view_set.frame_ids, strict=True):
+            self._calibration_frames[index] = frame or messages.FALLBACK_FRAME.format(
+                index=index)
+        try:
+            with self._calibration_lock:
+                self._calibrator.add_estimate(estimate)
+                calibration = self._calibrator.solve()
+        except CalibrationError as error:  # e.g. cameras not yet connected to camera 0
+            self._calibration_status = f'not solved yet: {error}'[:MAX_ERROR_TEXT]
+            return False
+        report = calibration.convergence
+        self._calibration_status = (
+            f'{self._calibrator.num_view_sets} view sets, converged {report.converged}, '
+            f'last change {report.rotation_change_deg:.3f} deg / '
+            f'{report.translation_change_fraction:.4f} of the rig')
+        if self.param('publish_tf'):
+            prefix = self.param('frame_prefix')
+            frames = self._frames_of(range(calibration.num_cameras))
+            stamp = messages.stamp_msg(estimate.stamp_ns)
+            self._tf_static.send([
+                transform_stamped(calibration.rig_T_camera[k], prefix + frames[0],
+                                  prefix + frames[k], stamp)
+                for k in range(1, calibration.num_cameras)])
+        return True
+
+    def _frames_of(self, indices) -> list[str]:
+        return [self._calibration_frames.get(k, messages.FALLBACK_FRAME.format(index=k))
+                for k in indices]
+
+    def _on_save_calibration(self, request, response):
+        if self._calibrator is None:
+            response.success = False
+            response.message = 'calibration is disabled (set calibration_enabled: true)'
+            return response
+        try:
+            with self._calibration_lock:
+                calibration = self._calibrator.solve()
+            folder = Path(self.param('calibration_output_dir'))
+            folder.mkdir(parents=True, exist_ok=True)
+            frames = self._frames_of(range(calibration.num_cameras))
+            parent = self.param('calibration_parent_frame') or frames[0]
+            write_extrinsics_yaml(calibration, folder / CALIBRATION_FILES['yaml'], frames,
+                                  parent)
+            write_urdf_snippet(calibration, folder / CALIBRATION_FILES['urdf'], frames, parent)
+            write_static_tf_launch(calibration, folder / CALIBRATION_FILES['launch'], frames,
+                                   parent)
+        except (CalibrationError, OSError) as error:
+            response.success = False
+            response.message = f'calibration not saved: {error}'
+            return response
+        response.success = True
+        response.message = (f'saved {", ".join(CALIBRATION_FILES.values())} in {folder} '
+                            f'({self._calibration_status})')
+        self.get_logger().info(response.message)
+        return response
+
     # -- diagnostics ----------------------------------------------------------------------------
 
     def _publish_diagnostics(self) -> None:
@@ -352,6 +436,8 @@ class EstimatorNode(LifecycleNode):
                   'relocalization_requested': self._relocalization_requested,
                   'images_received': self._images_received,
                   'image_callbacks_cpu_s': round(self._callback_cpu_s, 4)}
+        if self._calibrator is not None:
+            values['calibration'] = self._calibration_status or 'no rig view set yet'
         engine = getattr(self._estimator, 'engine', None)
         if engine is not None:
             values['device'] = str(engine.device)

@@ -116,6 +116,23 @@ NODE_PARAMETERS = (
         unit='s',
     ),
     ParameterSpec(
+        'calibration_enabled',
+        False,
+        'rig mode: aggregate every view set into one set of extrinsics, publish it on '
+        '/tf_static, and save it on ~/save_calibration',
+    ),
+    ParameterSpec(
+        'calibration_output_dir',
+        'raydiff_calibration',
+        'folder ~/save_calibration writes extrinsics.yaml, rig.urdf.xacro and '
+        'static_transforms.launch.py into',
+    ),
+    ParameterSpec(
+        'calibration_parent_frame',
+        '',
+        'frame the saved extrinsics are expressed in; empty: the first cameras optical frame',
+    ),
+    ParameterSpec(
         'schedule_period_s',
         0.1,
         'how often complete view sets are looked for',
