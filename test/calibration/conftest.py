@@ -1,10 +1,12 @@
-"""A synthetic 4-camera rig and noisy view sets of it, for the calibration tests."""
+"""A synthetic 4-camera rig, noisy view sets of it, and its calibration (fixtures)."""
 
 from dataclasses import dataclass
 
 import numpy as np
+import pytest
 from scipy.spatial.transform import Rotation
 
+from raydiff_ros.calibration.aggregation import RigCalibration, RigCalibrator
 from raydiff_ros.pipeline.poses import invert_transforms, make_transforms
 
 ROTATION_NOISE_DEG = 1.5
@@ -12,6 +14,9 @@ ROTATION_NOISE_DEG = 1.5
 
 DIRECTION_NOISE_DEG = 1.0
 """RMS angle by which every camera centre of a view set is rotated about the set origin."""
+
+RIG_BASELINE_M = 0.3
+"""Distance of cameras 0 and 1 in ``make_rig``."""
 
 OUTLIER_ROTATION_DEG = 40.0
 OUTLIER_TRANSLATION_FACTOR = 1.5
@@ -71,3 +76,28 @@ def make_view_sets(
             SyntheticViewSet(cameras, make_transforms(R, scale * t), index in corrupted)
         )
     return view_sets
+
+
+NUM_VIEW_SETS = 24
+NUM_OUTLIER_SETS = 3
+VIEW_SET_SEED = 3
+
+
+@pytest.fixture(scope='session')
+def synthetic_rig() -> np.ndarray:
+    return make_rig()
+
+
+@pytest.fixture(scope='session')
+def synthetic_view_sets(synthetic_rig) -> list[SyntheticViewSet]:
+    return make_view_sets(synthetic_rig, NUM_VIEW_SETS, NUM_OUTLIER_SETS, VIEW_SET_SEED)
+
+
+@pytest.fixture(scope='session')
+def rig_calibration(synthetic_view_sets) -> RigCalibration:
+    """The synthetic rig calibrated with the known 0-1 baseline of 0.3 m."""
+    calibrator = RigCalibrator(4)
+    for view_set in synthetic_view_sets:
+        calibrator.add(view_set.cameras, view_set.reference_T_cameras)
+    calibrator.scale_from_baseline(0, 1, RIG_BASELINE_M)
+    return calibrator.solve()
