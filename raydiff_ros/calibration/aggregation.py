@@ -135,7 +135,8 @@ class RigCalibration:
             0's optical frame); metres when ``metric``.
         covariances: (C, 6, 6) covariance of each pose, ROS order (x, y, z, rx, ry, rz),
             rotation as a left perturbation about the rig axes; the standard error of the
-            mean of the inlier observations. Zero for camera 0; NaN for a camera with fewer
+            mean of the inlier observations (translation-rotation cross terms zero). Zero for
+            camera 0; NaN for a camera with fewer
             than two inlier observations.
         rotation_std_deg: (C,) ``sqrt(trace)`` of the rotation block, degrees.
         translation_std: (C,) ``sqrt(trace)`` of the translation block, calibration units.

@@ -10,6 +10,7 @@ printed transforms to double precision. URDF ``rpy`` is fixed-axis roll-pitch-ya
 from pathlib import Path
 from typing import Sequence, Union
 import xml.etree.ElementTree as ElementTree
+from xml.sax.saxutils import quoteattr
 
 import numpy as np
 from scipy.spatial.transform import Rotation
@@ -24,6 +25,9 @@ URDF_EULER_AXES = 'xyz'
 """scipy axes string of URDF rpy (lower case: fixed axes)."""
 
 XACRO_NAMESPACE = 'http://www.ros.org/wiki/xacro'
+
+YAML_WIDTH = 200
+"""Line width of the YAML file, so that a matrix row stays on one line."""
 
 TRANSFORM_MEANING = (
     'pose of child_frame in parent_frame: maps points from child_frame coordinates into '
@@ -119,7 +123,9 @@ def write_extrinsics_yaml(
         },
         'cameras': cameras,
     }
-    Path(path).write_text(yaml.safe_dump(document, sort_keys=False))
+    Path(path).write_text(
+        yaml.safe_dump(document, sort_keys=False, default_flow_style=None, width=YAML_WIDTH)
+    )
 
 
 def read_extrinsics_yaml(path: PathLike) -> dict[str, np.ndarray]:
@@ -145,26 +151,24 @@ def write_urdf_snippet(
     The links themselves are not declared: they belong to the robot description that
     includes the snippet (``<xacro:include filename="..."/>``).
     """
-    ElementTree.register_namespace('xacro', XACRO_NAMESPACE)
-    robot = ElementTree.Element('robot', {'name': 'raydiff_rig_calibration'})
-    robot.set(f'{{{XACRO_NAMESPACE}}}version', '1.0')
-    robot.append(ElementTree.Comment(
-        f' parent_T_child of every camera, scale source: {calibration.scale_source} '
-    ))
+    lines = [
+        '<?xml version="1.0"?>',
+        f'<robot name="raydiff_rig_calibration" xmlns:xacro="{XACRO_NAMESPACE}">',
+        f'  <!-- parent_T_child of every camera; scale source: {calibration.scale_source};',
+        '       rpy: URDF fixed-axis roll pitch yaw, radians; xyz: metres -->',
+    ]
     for _, child, parent_T_child in _parent_T_children(calibration, frames, parent_frame):
-        joint = ElementTree.SubElement(
-            robot, 'joint', {'name': f'{parent_frame}_to_{child}_joint', 'type': 'fixed'}
-        )
-        ElementTree.SubElement(joint, 'parent', {'link': parent_frame})
-        ElementTree.SubElement(joint, 'child', {'link': child})
-        ElementTree.SubElement(joint, 'origin', {
-            'xyz': ' '.join(_number(v) for v in parent_T_child[:3, 3]),
-            'rpy': ' '.join(_number(v) for v in urdf_rpy(parent_T_child[:3, :3])),
-        })
-    ElementTree.indent(robot)
-    Path(path).write_text(
-        '<?xml version="1.0"?>\n' + ElementTree.tostring(robot, encoding='unicode') + '\n'
-    )
+        xyz = ' '.join(_number(v) for v in parent_T_child[:3, 3])
+        rpy = ' '.join(_number(v) for v in urdf_rpy(parent_T_child[:3, :3]))
+        lines += [
+            f'  <joint name={quoteattr(f"{parent_frame}_to_{child}_joint")} type="fixed">',
+            f'    <parent link={quoteattr(parent_frame)}/>',
+            f'    <child link={quoteattr(child)}/>',
+            f'    <origin xyz="{xyz}" rpy="{rpy}"/>',
+            '  </joint>',
+        ]
+    lines.append('</robot>')
+    Path(path).write_text('\n'.join(lines) + '\n')
 
 
 def read_urdf_joints(path: PathLike) -> dict[str, np.ndarray]:
@@ -204,17 +208,22 @@ def write_static_tf_launch(
         x, y, z = parent_T_child[:3, 3]
         rpy = ' '.join(_number(v) for v in urdf_rpy(parent_T_child[:3, :3]))
         arguments = [
-            '--x', _number(x), '--y', _number(y), '--z', _number(z),
-            '--qx', _number(qx), '--qy', _number(qy), '--qz', _number(qz), '--qw', _number(qw),
-            '--frame-id', parent_frame, '--child-frame-id', child,
+            ('--x', _number(x)), ('--y', _number(y)), ('--z', _number(z)),
+            ('--qx', _number(qx)), ('--qy', _number(qy)), ('--qz', _number(qz)),
+            ('--qw', _number(qw)), ('--frame-id', parent_frame), ('--child-frame-id', child),
         ]
+        argument_lines = ''.join(
+            f'                {flag!r}, {value!r},\n' for flag, value in arguments
+        )
         nodes.append(
             f'        # {parent_frame}_T_{child}; URDF rpy (rad): {rpy}\n'
             '        Node(\n'
             "            package='tf2_ros',\n"
             "            executable='static_transform_publisher',\n"
             f"            name={_node_name(child)!r},\n"
-            f'            arguments={arguments!r},\n'
+            '            arguments=[\n'
+            + argument_lines
+            + '            ],\n'
             '        ),\n'
         )
     Path(path).write_text(
