@@ -29,14 +29,15 @@ from typing import Optional
 import numpy as np
 
 from raydiff_ros.calibration.robust_mean import geometric_median, l1_mean_rotation
+from raydiff_ros.pipeline.estimates import ViewSetEstimate
 from raydiff_ros.pipeline.poses import (
     PoseError,
     check_transforms,
-    invert_transforms,
     make_transforms,
     rotation_angle,
     rotation_log,
 )
+from raydiff_ros.pipeline.view_sets import ViewSetMode
 
 MIN_CAMERAS = 2
 """Fewest cameras in a rig and in a view set."""
@@ -65,6 +66,10 @@ class RigCalibrationConfig:
             this fraction of the rig size (mean camera distance from camera 0) from the
             estimate is an outlier.
         rejection_rounds: rounds of outlier flagging after the first robust solve.
+        median_after_rejection: keep averaging camera centres by their geometric median
+            after the outliers are flagged; False takes their arithmetic mean, more efficient
+            under Gaussian noise once the gross outliers are gone (rotations always take the
+            geodesic L1 mean).
         max_iterations: most alternations per round.
         tolerance_deg: an alternation moving no rotation more than this ends a round.
         tolerance_fraction: ... and no camera centre more than this fraction of the rig size.
@@ -81,6 +86,7 @@ class RigCalibrationConfig:
     outlier_angle_deg: float = 8.0
     outlier_translation_fraction: float = 0.2
     rejection_rounds: int = 2
+    median_after_rejection: bool = False
     max_iterations: int = 50
     tolerance_deg: float = 1e-3
     tolerance_fraction: float = 1e-5
@@ -285,6 +291,27 @@ class RigCalibrator:
                 rotation_weights=rotation_weights,
                 metric=bool(metric),
             )
+        )
+
+    def add_estimate(self, estimate: ViewSetEstimate) -> None:
+        """Add a rig view set published by the estimator (``ViewSetEstimate``).
+
+        Uses each camera's ``camera_index``, ``reference_T_camera`` and ``covariance``; the
+        set is metric when its scale source is.
+
+        Raises:
+            CalibrationError: the estimate is not of a rig view set (temporal and
+                relocalization sets do not observe the cameras at one instant), or as ``add``.
+        """
+        if estimate.mode != ViewSetMode.RIG:
+            raise CalibrationError(
+                f'only rig view sets calibrate a rig, got a {estimate.mode.name.lower()} set'
+            )
+        self.add(
+            np.array([camera.camera_index for camera in estimate.cameras], dtype=np.int64),
+            estimate.reference_T_cameras,
+            np.stack([camera.covariance for camera in estimate.cameras]),
+            metric=estimate.metric,
         )
 
     def scale_from_baseline(self, camera_a: int, camera_b: int, metres: float) -> None:
@@ -544,13 +571,13 @@ def _camera_observations(
     flags: list[np.ndarray],
     gauges: list[_Gauge],
     camera: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Inlier observations of ``camera`` in rig coordinates.
 
     Returns rotations (M, 3, 3), their weights (M,), translations (P, 3), and the indices of
-    the view sets that gave the rotations (M,).
+    the view sets that gave the rotations (M,) and the translations (P,).
     """
-    rotations, weights, translations, sources = [], [], [], []
+    rotations, weights, translations, sources, translation_sources = [], [], [], [], []
     for index, (view_set, inlier, gauge) in enumerate(zip(view_sets, flags, gauges, strict=True)):
         if not gauge.valid:
             continue
@@ -561,11 +588,13 @@ def _camera_observations(
             sources.append(index)
             if gauge.translation_valid:
                 translations.append(gauge.scale * gauge.R @ view_set.t[j] + gauge.translation)
+                translation_sources.append(index)
     return (
         np.array(rotations).reshape(-1, 3, 3),
         np.array(weights),
         np.array(translations).reshape(-1, 3),
         np.array(sources, dtype=np.int64),
+        np.array(translation_sources, dtype=np.int64),
     )
 
 
@@ -574,19 +603,27 @@ def _flag_outliers(
     gauges: list[_Gauge],
     rotations: np.ndarray,
     translations: np.ndarray,
+    metric_sets: np.ndarray,
     config: RigCalibrationConfig,
 ) -> list[np.ndarray]:
+    """Inlier flags (k_s,) per view set: rotation residuals against the (L1, robust) gauge
+    first, then translation residuals against a gauge refitted to the rotation inliers only,
+    so that one bad camera does not drag the scale fit of its set."""
     bound = config.outlier_translation_fraction * _rig_size(translations)
     flags = []
-    for view_set, gauge in zip(view_sets, gauges, strict=True):
+    for view_set, gauge, metric in zip(view_sets, gauges, metric_sets, strict=True):
         cams = view_set.cameras
         angles = np.degrees(
             rotation_angle(np.swapaxes(rotations[cams], -1, -2) @ gauge.R @ view_set.R)
         )
         inlier = angles <= config.outlier_angle_deg
-        if gauge.translation_valid:
-            mapped = gauge.scale * view_set.t @ gauge.R.T + gauge.translation
-            inlier &= np.linalg.norm(mapped - translations[cams], axis=-1) <= bound
+        if gauge.valid and inlier.sum() >= MIN_CAMERAS:
+            mapped = view_set.t @ gauge.R.T
+            fit = _fit_translation_gauge(translations[cams[inlier]], mapped[inlier], bool(metric))
+            if fit is not None:
+                scale, offset = fit
+                residuals = np.linalg.norm(scale * mapped + offset - translations[cams], axis=-1)
+                inlier &= residuals <= bound
         if inlier.sum() < MIN_CAMERAS:
             inlier[:] = False
         flags.append(inlier)
@@ -601,20 +638,27 @@ def _alternate(
     metric_sets: np.ndarray,
     baseline: Optional[_Baseline],
     config: RigCalibrationConfig,
+    median_translations: bool,
 ) -> tuple[np.ndarray, np.ndarray, list[_Gauge]]:
-    """Alternate gauges and cameras until they stop moving; return cameras and gauges."""
+    """Alternate gauges and cameras until they stop moving; return cameras and gauges.
+
+    Camera rotations are L1 means; camera centres the geometric median of their observations
+    when ``median_translations``, else their arithmetic mean."""
     free_scale = not metric_sets.any()
     gauges = _fit_gauges(view_sets, flags, rotations, translations, metric_sets)
     for _ in range(config.max_iterations):
         new_rotations, new_translations = rotations.copy(), translations.copy()
         for camera in range(1, rotations.shape[0]):
-            observed, weights, centres, _ = _camera_observations(
+            observed, weights, centres, _, _ = _camera_observations(
                 view_sets, flags, gauges, camera
             )
             if len(observed):
                 new_rotations[camera] = l1_mean_rotation(observed, weights, rotations[camera])
             if len(centres):
-                new_translations[camera] = geometric_median(centres, np.ones(len(centres)))
+                new_translations[camera] = (
+                    geometric_median(centres, np.ones(len(centres))) if median_translations
+                    else centres.mean(axis=0)
+                )
         if free_scale:
             new_translations = _normalize_scale(new_translations, baseline)
         rotation_step = np.degrees(
@@ -638,12 +682,20 @@ def _covariances(
     rotations: np.ndarray,
     translations: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(C, 6, 6) standard-error covariances and (C,) inlier view-set counts."""
+    """(C, 6, 6) standard-error covariances and (C,) inlier view-set counts.
+
+    A view set's gauge is fitted to its own k inlier cameras, which shrinks their residuals;
+    each squared residual is scaled by ``k / (k - 1)`` to undo that (exact for a mean of k
+    equally noisy observations)."""
     num_cameras = rotations.shape[0]
     covariances = np.zeros((num_cameras, 6, 6))
     used = np.zeros(num_cameras, dtype=np.int64)
+    inlier_counts = np.array([inlier.sum() for inlier in flags], dtype=np.float64)
+    dof_factors = inlier_counts / np.maximum(inlier_counts - 1.0, 1.0)
     for camera in range(num_cameras):
-        observed, _, centres, sources = _camera_observations(view_sets, flags, gauges, camera)
+        observed, _, centres, sources, translation_sources = _camera_observations(
+            view_sets, flags, gauges, camera
+        )
         used[camera] = np.unique(sources).size
         if camera == 0:
             continue
@@ -652,10 +704,14 @@ def _covariances(
             continue
         rotation_residuals = rotation_log(observed @ rotations[camera].T)
         translation_residuals = centres - translations[camera]
-        for block, residuals in ((slice(0, 3), translation_residuals),
-                                 (slice(3, 6), rotation_residuals)):
+        blocks = (
+            (slice(0, 3), translation_residuals, dof_factors[translation_sources]),
+            (slice(3, 6), rotation_residuals, dof_factors[sources]),
+        )
+        for block, residuals, factors in blocks:
             count = len(residuals)
-            covariances[camera, block, block] = residuals.T @ residuals / (count * (count - 1))
+            scatter = (factors[:, None] * residuals).T @ residuals
+            covariances[camera, block, block] = scatter / (count * (count - 1))
     return covariances, used
 
 
@@ -680,12 +736,16 @@ def _solve(
         translations = _normalize_scale(translations, baseline)
     flags = [np.ones(v.cameras.size, dtype=bool) for v in view_sets]
     rotations, translations, gauges = _alternate(
-        view_sets, flags, rotations, translations, metric_sets, baseline, config
+        view_sets, flags, rotations, translations, metric_sets, baseline, config,
+        median_translations=True,
     )
     for _ in range(config.rejection_rounds):
-        flags = _flag_outliers(view_sets, gauges, rotations, translations, config)
+        flags = _flag_outliers(
+            view_sets, gauges, rotations, translations, metric_sets, config
+        )
         rotations, translations, gauges = _alternate(
-            view_sets, flags, rotations, translations, metric_sets, baseline, config
+            view_sets, flags, rotations, translations, metric_sets, baseline, config,
+            median_translations=config.median_after_rejection,
         )
     covariances, used = _covariances(view_sets, flags, gauges, rotations, translations)
     if np.any(used[1:] == 0):
@@ -703,9 +763,3 @@ def _solve(
         rig_size=_rig_size(translations),
     )
 
-
-def camera_T_camera(calibration: RigCalibration, camera_a: int, camera_b: int) -> np.ndarray:
-    """(4, 4) ``a_T_b``: pose of camera b's optical frame in camera a's, from the calibration."""
-    return invert_transforms(calibration.rig_T_camera[camera_a]) @ calibration.rig_T_camera[
-        camera_b
-    ]

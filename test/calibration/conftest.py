@@ -1,6 +1,7 @@
 """A synthetic 4-camera rig, noisy view sets of it, and its calibration (fixtures)."""
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -26,7 +27,8 @@ OUTLIER_TRANSLATION_FACTOR = 1.5
 class SyntheticViewSet:
     cameras: np.ndarray
     reference_T_cameras: np.ndarray
-    corrupted: bool
+    bad_position: Optional[int]
+    """Position in ``cameras`` of the grossly wrong camera, None for a clean set."""
 
 
 def make_rig() -> np.ndarray:
@@ -67,13 +69,14 @@ def make_view_sets(
             reference_T_cameras[:, :3, 3],
         )
         R[0], t[0] = np.eye(3), np.zeros(3)
+        bad = None
         if index in corrupted:
             bad = int(rng.integers(1, size))
             R[bad] = _random_rotations(rng, 1, OUTLIER_ROTATION_DEG)[0] @ R[bad]
             t[bad] = t[bad] * OUTLIER_TRANSLATION_FACTOR + rng.normal(scale=0.2, size=3)
         scale = float(rng.uniform(0.3, 3.0))
         view_sets.append(
-            SyntheticViewSet(cameras, make_transforms(R, scale * t), index in corrupted)
+            SyntheticViewSet(cameras, make_transforms(R, scale * t), bad)
         )
     return view_sets
 
