@@ -15,7 +15,6 @@ from raydiff_ros.pipeline.scale import ScaleSource
 from raydiff_ros.pipeline.view_sets import ViewSetMode
 
 
-
 def _errors(truth: np.ndarray, estimate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rotation errors (deg) and centre errors as a fraction of the true 0-1 baseline."""
     baseline = np.linalg.norm(truth[1, :3, 3] - truth[0, :3, 3])
