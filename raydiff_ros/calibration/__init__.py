@@ -1,0 +1,1 @@
+"""Rig calibration: aggregate view-set estimates into extrinsics and export them."""
