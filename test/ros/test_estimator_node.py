@@ -257,3 +257,35 @@ def test_missing_camera_info_is_diagnosed_and_intrinsics_are_estimated(run_node)
     assert all(camera.intrinsics_estimated for camera in estimate.cameras)
     # rescaled from the stored keyframe size to the incoming size (half-pixel convention)
     assert list(estimate.cameras[1].intrinsics) == pytest.approx(TRUE_INTRINSICS, abs=0.5)
+
+
+def test_rig_calibration_mode_saves_extrinsics_that_load_back(run_node, tmp_path):
+    from std_srvs.srv import Trigger
+
+    from raydiff_ros.calibration.export import read_extrinsics_yaml, read_urdf_joints
+
+    ids = [0, 1, 2]
+    baseline = float(np.linalg.norm(relative(0, 1)[:3, 3]))
+    output = tmp_path / 'calibration'
+    _, probe = run_node({'num_cameras': 3, 'mode': 'rig', 'estimator': ORACLE,
+                         'calibration_enabled': True, 'calibration_output_dir': str(output),
+                         'scale_source': 'known_baseline', 'baseline_m': baseline, **FAST}, 3)
+    for attempt in range(6):                                 # six rig view sets
+        send_rig(probe, ids, BASE_NS + attempt * SECOND_NS)
+        assert probe.wait_for(lambda n=attempt: len(probe.received['estimate']) > n, 10)
+    client = probe.node.create_client(Trigger, '/raydiff_estimator/save_calibration')
+    assert client.wait_for_service(timeout_sec=10)
+    future = client.call_async(Trigger.Request())
+    assert probe.wait_for(future.done, 30)
+    assert future.result().success, future.result().message
+    urdf = read_urdf_joints(output / 'rig.urdf.xacro')
+    yaml_transforms = read_extrinsics_yaml(output / 'extrinsics.yaml')
+    for camera in (1, 2):
+        child = f'cam{camera}_optical_frame'
+        want = relative(0, camera)
+        for got in (urdf[child], yaml_transforms[child]):
+            assert rotation_error_deg(got, want) < ROTATION_TOL_DEG
+            np.testing.assert_allclose(got[:3, 3], want[:3, 3], atol=TRANSLATION_TOL_M)
+    assert (output / 'static_transforms.launch.py').is_file()
+    transforms = {t.child_frame_id for t in probe.received['tf_static'][-1].transforms}
+    assert transforms == {'raydiff/cam1_optical_frame', 'raydiff/cam2_optical_frame'}
