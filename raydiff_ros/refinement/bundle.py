@@ -5,8 +5,9 @@ cameras 1..N-1; camera 0 is held fixed (rotation and position gauge) and after e
 centres are rescaled about camera 0's centre so that the camera-0-to-1 distance keeps its
 initial value (scale gauge; the Sampson error does not depend on the scale).
 
-For a pair (i, j) the fundamental matrix is ``F_ij = K_j^-T [t_ij]_x R_ij K_i^-1`` with
-``R_ij = R_j R_i^T`` and ``t_ij = t_j - R_ij t_i`` (``cam_j_T_cam_i``). The signed Sampson
+For a pair (i, j) the fundamental matrix is ``F_ij = K_j^-T [t_ij / |t_ij|]_x R_ij K_i^-1``
+with ``R_ij = R_j R_i^T`` and ``t_ij = t_j - R_ij t_i`` (``cam_j_T_cam_i``); the unit baseline
+keeps a pair from lowering its error by shrinking its baseline. The signed Sampson
 residual of a correspondence x_i <-> x_j (homogeneous pixels) is
 
     r = x_j^T F x_i / sqrt((F x_i)_0^2 + (F x_i)_1^2 + (F^T x_j)_0^2 + (F^T x_j)_1^2),
@@ -14,7 +15,9 @@ residual of a correspondence x_i <-> x_j (homogeneous pixels) is
 in pixels. All matches of all pairs sit in one tensor. The solver is Levenberg-Marquardt with
 iteratively reweighted least squares (Cauchy or Huber weights): per iteration one forward-mode
 Jacobian of all residuals (``torch.func.jacfwd``) over the 6 (N_free) pose increments (left
-rotation increment ``exp([w]_x) R``, additive translation increment), one small linear solve.
+rotation increment ``exp([w]_x) R`` about the camera's own centre, additive centre increment;
+rotating about the world origin instead couples rotation and position badly in object-centric
+scenes), one small linear solve.
 The robust scale is ``max(robust_scale_px, annealing * median |r|)`` so that a start several
 degrees off (residuals of tens of pixels) is not treated as all outliers.
 """
@@ -31,6 +34,8 @@ from raydiff_ros.refinement.matching import PairMatches
 LOSSES = ('cauchy', 'huber')
 SAMPSON_EPS = 1e-12
 """Added under the square root of the Sampson denominator (degenerate epipolar geometry)."""
+BASELINE_EPS = 1e-12
+"""Added to baseline lengths when the relative translation is normalised."""
 GAUGE_EPS = 1e-12
 """Camera-0-to-1 distances below this leave the scale unfixed."""
 DAMPING_UP = 10.0
@@ -64,7 +69,7 @@ class BundleConfig:
     loss: str = 'cauchy'
     robust_scale_px: float = 1.0
     annealing: float = 2.0
-    max_iterations: int = 30
+    max_iterations: int = 50
     initial_damping: float = 1e-3
     tolerance: float = 1e-7
     min_matches: int = 30
@@ -146,7 +151,8 @@ def sampson_residuals(R: torch.Tensor, t: torch.Tensor, K_inv: torch.Tensor,
     """
     R_ij = R[pair_j] @ R[pair_i].transpose(-1, -2)
     t_ij = t[pair_j] - (R_ij @ t[pair_i][..., None])[..., 0]
-    F = K_inv[pair_j].transpose(-1, -2) @ skew(t_ij) @ R_ij @ K_inv[pair_i]
+    direction = t_ij / (torch.linalg.norm(t_ij, dim=-1, keepdim=True) + BASELINE_EPS)
+    F = K_inv[pair_j].transpose(-1, -2) @ skew(direction) @ R_ij @ K_inv[pair_i]
     F_x_i = (F @ x_i[..., None])[..., 0]
     Ft_x_j = (F.transpose(-1, -2) @ x_j[..., None])[..., 0]
     numerator = (x_j * F_x_i).sum(-1)
@@ -264,11 +270,14 @@ def refine_poses(R: np.ndarray, t: np.ndarray, K: np.ndarray, matches: list[Pair
     distance = float(np.linalg.norm(centers[1] - centers[0]))
 
     def apply(R_cur: torch.Tensor, t_cur: torch.Tensor, delta: torch.Tensor, exact: bool):
+        """Rotate each free camera about its own centre and move the centre."""
         steps = torch.zeros(num, POSE_DOF, dtype=delta.dtype).index_copy(
             0, free_index, delta.reshape(len(free), POSE_DOF))
         rotation = rotation_exp(steps[:, :3]) if exact else (
             torch.eye(3, dtype=delta.dtype) + skew(steps[:, :3]))
-        return rotation @ R_cur, t_cur + steps[:, 3:]
+        centers = -(R_cur.transpose(-1, -2) @ t_cur[..., None])[..., 0] + steps[:, 3:]
+        R_new = rotation @ R_cur
+        return R_new, -(R_new @ centers[..., None])[..., 0]
 
     damping = config.initial_damping
     residuals = residuals_at(R_t, t_t)
