@@ -18,9 +18,6 @@ from raydiff_ros.evaluation.view_set import ViewSet
 from raydiff_ros.refinement.bundle import BundleConfig, BundleReport, refine_poses
 from raydiff_ros.refinement.matching import MatchingConfig, match_view_set
 
-REFINEMENTS = ('none', 'bundle')
-"""Values of ``raydiff-eval --refine``."""
-
 
 class RefinedEstimator:
     """``base`` followed by Sampson-error bundle adjustment.
@@ -54,10 +51,3 @@ class RefinedEstimator:
         self.last_refinement_seconds = time.perf_counter() - start
         return PoseEstimate(R=R, t=t, K=prediction.K, uncertainty=prediction.uncertainty)
 
-
-def with_refinement(estimator: PoseEstimator, refine: str) -> PoseEstimator:
-    """``estimator`` itself for ``'none'``, wrapped in :class:`RefinedEstimator` for
-    ``'bundle'``."""
-    if refine not in REFINEMENTS:
-        raise ValueError(f'refine must be one of {REFINEMENTS}, got {refine!r}')
-    return estimator if refine == 'none' else RefinedEstimator(estimator)

@@ -3,13 +3,16 @@
 import numpy as np
 import pytest
 
+from raydiff_ros.evaluation.cli import main
 from raydiff_ros.evaluation.datasets import load_dataset
 from raydiff_ros.evaluation.estimators import create_estimator
+from raydiff_ros.evaluation.harness import HarnessConfig, run_evaluation
 from raydiff_ros.evaluation.view_set import ViewSet
 from raydiff_ros.geometry.metrics import camera_centers, relative_rotation_errors_deg
 from raydiff_ros.refinement.bundle import refine_poses
 from raydiff_ros.refinement.matching import MatchingConfig, MatchingError, match_view_set
-from raydiff_ros.refinement.refined_estimator import RefinedEstimator, with_refinement
+from raydiff_ros.refinement.refined_estimator import RefinedEstimator
+from raydiff_ros.refinement.selection import with_refinement
 
 START_IMAGES = (0, 15, 30)
 VIEWS_PER_SET = 4
@@ -86,3 +89,23 @@ def test_with_refinement_selects_the_wrapper():
     assert isinstance(wrapped, RefinedEstimator) and wrapped.name == 'random+bundle'
     with pytest.raises(ValueError, match='refine must be one of'):
         with_refinement(base, 'guided')
+
+
+def test_cli_refine_bundle_records_refinement_time(shared_dir, tmp_path, capsys):
+    arguments = [str(shared_dir / 'data' / 'temple_ring'), '--estimator', 'noisy_oracle',
+                 '--num-views', '2', '--sets-per-n', '1', '--output', str(tmp_path / 'o')]
+    assert main(arguments + ['--refine', 'bundle']) == 0
+    assert 'refinement:' in capsys.readouterr().out
+    assert main(arguments) == 0
+    assert 'refinement:' not in capsys.readouterr().out
+    assert main(arguments + ['--refine', 'guided']) == 2
+
+
+def test_harness_records_refinement_seconds(temple):
+    config = HarnessConfig(num_views=(2,), sets_per_n=1)
+    plain = run_evaluation(temple, create_estimator('noisy_oracle'), config)
+    refined = run_evaluation(temple, with_refinement(create_estimator('noisy_oracle'), 'bundle'),
+                             config)
+    assert plain.records[0].refinement_seconds is None
+    assert refined.records[0].refinement_seconds > 0
+    assert refined.estimator_name == 'noisy_oracle+bundle'
