@@ -1,9 +1,13 @@
 """Robust Sampson-error bundle adjustment of camera poses with known intrinsics.
 
-Unknowns: world-to-camera rotations and translations ``cam_k_T_world`` (OpenCV axes) of the
-cameras 1..N-1; camera 0 is held fixed (rotation and position gauge) and after every step the
-centres are rescaled about camera 0's centre so that the camera-0-to-1 distance keeps its
-initial value (scale gauge; the Sampson error does not depend on the scale).
+Unknowns: world-to-camera rotations and translations ``cam_k_T_world`` (OpenCV axes). Pairs
+with at least ``min_pair_matches`` matches link cameras; in each connected component of that
+graph the lowest-index camera (its *anchor*; camera 0 in its own component) is held fixed
+(rotation and position gauge) and after every step the component's centres are rescaled about
+the anchor's centre so that the distance from the anchor to the component's second camera keeps
+its initial value (scale gauge; the Sampson error does not depend on the scale). Cameras linked
+to no other are held fixed. Components do not constrain one another, so each keeps the given
+placement of its anchor.
 
 For a pair (i, j) the fundamental matrix is ``F_ij = K_j^-T [t_ij / |t_ij|]_x R_ij K_i^-1``
 with ``R_ij = R_j R_i^T`` and ``t_ij = t_j - R_ij t_i`` (``cam_j_T_cam_i``); the unit baseline
@@ -37,7 +41,7 @@ SAMPSON_EPS = 1e-12
 BASELINE_EPS = 1e-12
 """Added to baseline lengths when the relative translation is normalised."""
 GAUGE_EPS = 1e-12
-"""Camera-0-to-1 distances below this leave the scale unfixed."""
+"""Anchor-to-second-camera distances below this leave a component's scale unfixed."""
 DAMPING_UP = 10.0
 DAMPING_DOWN = 0.3
 MAX_DAMPING = 1e10
@@ -63,7 +67,10 @@ class BundleConfig:
         initial_damping: starting lambda (relative to the diagonal of J^T W J).
         tolerance: stop when the relative decrease of the robust cost is below this.
         min_matches: fewer verified matches in all (or no pair at all) -> nothing refined.
-        min_camera_matches: a camera with fewer matches than this is held fixed.
+        min_pair_matches: pairs with fewer matches than this link no cameras (gauge, see
+            the module docstring); their matches still count in the cost. Few matches between
+            wide-baseline views (e.g. 18 at 174 deg on temple_ring) pull cameras into wrong
+            minima.
     """
 
     loss: str = 'cauchy'
@@ -73,7 +80,7 @@ class BundleConfig:
     initial_damping: float = 1e-3
     tolerance: float = 1e-7
     min_matches: int = 30
-    min_camera_matches: int = 15
+    min_pair_matches: int = 50
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -81,7 +88,7 @@ class BundleConfig:
         if min(self.robust_scale_px, self.initial_damping, self.tolerance) <= 0:
             raise ValueError('robust_scale_px, initial_damping and tolerance must be positive')
         if self.annealing < 0 or min(self.max_iterations, self.min_matches,
-                                     self.min_camera_matches) < 1:
+                                     self.min_pair_matches) < 1:
             raise ValueError('annealing must be >= 0 and iteration/match counts >= 1')
 
 
@@ -207,13 +214,37 @@ def _correspondences(matches: list[PairMatches], num: int) -> _Correspondences:
                             homogeneous(points_i), homogeneous(points_j))
 
 
-def _fix_scale(R: torch.Tensor, t: torch.Tensor, distance: float) -> torch.Tensor:
-    """Translations (N, 3) with centres rescaled about camera 0 to a 0-to-1 distance."""
+def _components(num: int, edges: list[tuple[int, int]]) -> list[list[int]]:
+    """Connected components (sorted index lists, by lowest index) of a graph on 0..num-1."""
+    parent = list(range(num))
+
+    def root(k: int) -> int:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    for a, b in edges:
+        parent[max(root(a), root(b))] = min(root(a), root(b))
+    groups: dict[int, list[int]] = {}
+    for k in range(num):
+        groups.setdefault(root(k), []).append(k)
+    return [groups[key] for key in sorted(groups)]
+
+
+def _fix_scale(R: torch.Tensor, t: torch.Tensor,
+               gauges: list[tuple[list[int], float]]) -> torch.Tensor:
+    """Translations (N, 3) with each component's centres rescaled about its anchor (first
+    index) so that the anchor-to-second-camera distance is the given one."""
     centers = -(R.transpose(-1, -2) @ t[..., None])[..., 0]
-    current = float(torch.linalg.norm(centers[1] - centers[0]))
-    if distance < GAUGE_EPS or current < GAUGE_EPS:
-        return t
-    centers = centers[0] + (distance / current) * (centers - centers[0])
+    for members, distance in gauges:
+        anchor = centers[members[0]]
+        current = float(torch.linalg.norm(centers[members[1]] - anchor))
+        if distance < GAUGE_EPS or current < GAUGE_EPS:
+            continue
+        index = torch.tensor(members)
+        centers = centers.index_copy(
+            0, index, anchor + (distance / current) * (centers[index] - anchor))
     return -(R @ centers[..., None])[..., 0]
 
 
@@ -234,9 +265,10 @@ def refine_poses(R: np.ndarray, t: np.ndarray, K: np.ndarray, matches: list[Pair
         config: solver settings (default ``BundleConfig()``).
 
     Returns:
-        Refined R (N, 3, 3), t (N, 3) (camera 0 unchanged, camera-0-to-1 distance kept) and a
-        :class:`BundleReport`. With too few matches, or no camera with enough matches, the
-        inputs come back unchanged (copies) with ``report.refined`` False and the reason.
+        Refined R (N, 3, 3), t (N, 3) (camera 0 and every component anchor unchanged, anchor
+        distances kept, see the module docstring) and a :class:`BundleReport`. With too few
+        matches, or no pair with enough matches, the inputs come back unchanged (copies) with
+        ``report.refined`` False and the reason.
     """
     config = config or BundleConfig()
     start = time.perf_counter()
@@ -244,9 +276,9 @@ def refine_poses(R: np.ndarray, t: np.ndarray, K: np.ndarray, matches: list[Pair
     num = R_np.shape[0]
     data = _correspondences(matches, num)
     total = int(data.pair_i.numel())
-    per_camera = np.bincount(np.concatenate([data.pair_i.numpy(), data.pair_j.numpy()]),
-                             minlength=num)
-    free = [k for k in range(1, num) if per_camera[k] >= config.min_camera_matches]
+    edges = [(p.i, p.j) for p in matches if p.num_matches >= config.min_pair_matches]
+    linked = [members for members in _components(num, edges) if len(members) > 1]
+    free = sorted(k for members in linked for k in members[1:])
     R_t, t_t = torch.from_numpy(R_np.copy()), torch.from_numpy(t_np.copy())
     K_inv = torch.from_numpy(np.linalg.inv(K_np))
 
@@ -259,7 +291,7 @@ def refine_poses(R: np.ndarray, t: np.ndarray, K: np.ndarray, matches: list[Pair
     if total < config.min_matches:
         reason = f'too few verified matches ({total} < {config.min_matches})'
     elif not free:
-        reason = f'no camera besides camera 0 has {config.min_camera_matches} matches'
+        reason = f'no pair has {config.min_pair_matches} matches'
     if reason:
         report = BundleReport(False, reason, total, 0, 0, initial, initial,
                               time.perf_counter() - start)
@@ -267,7 +299,8 @@ def refine_poses(R: np.ndarray, t: np.ndarray, K: np.ndarray, matches: list[Pair
 
     free_index = torch.tensor(free)
     centers = -np.einsum('nji,nj->ni', R_np, t_np)
-    distance = float(np.linalg.norm(centers[1] - centers[0]))
+    gauges = [(members, float(np.linalg.norm(centers[members[1]] - centers[members[0]])))
+              for members in linked]
 
     def apply(R_cur: torch.Tensor, t_cur: torch.Tensor, delta: torch.Tensor, exact: bool):
         """Rotate each free camera about its own centre and move the centre."""
@@ -296,7 +329,7 @@ def refine_poses(R: np.ndarray, t: np.ndarray, K: np.ndarray, matches: list[Pair
         while damping < MAX_DAMPING:
             step = torch.linalg.solve(hessian + damping * torch.diag(diagonal), -gradient)
             R_new, t_new = apply(R_t, t_t, step, exact=True)
-            t_new = _fix_scale(R_new, t_new, distance)
+            t_new = _fix_scale(R_new, t_new, gauges)
             new_residuals = residuals_at(R_new, t_new)
             _, new_cost = _robust_weights_and_cost(new_residuals, scale, config.loss)
             if np.isfinite(new_cost) and new_cost < cost:

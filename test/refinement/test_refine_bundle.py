@@ -114,6 +114,37 @@ def test_too_few_matches_returns_the_input_unchanged_and_says_so():
         assert report.iterations == 0 and report.num_matches == len(matches) * 5
 
 
+def test_each_component_of_the_match_graph_keeps_its_anchor():
+    rng = np.random.default_rng(4)
+    R, t, K = scenes.ring_cameras(4)
+    matches = [p for p in scenes.synthetic_matches(R, t, K, 200, NOISE_PX, 0.0, rng)
+               if (p.i, p.j) in ((0, 1), (2, 3))]
+    R_start, t_start = scenes.perturbed(R, t, PERTURBATION_DEG, CENTER_NOISE, rng)
+    R_out, t_out, report = refine_poses(R_start, t_start, K, matches)
+    assert report.refined and report.num_free_cameras == 2
+    assert np.array_equal(R_out[2], R_start[2]) and np.allclose(t_out[2], t_start[2])
+    # Within each component the relative rotation is recovered; across them nothing changes.
+    for a, b in ((0, 1), (2, 3)):
+        assert rotation_angle_deg(R_out[a] @ R_out[b].T, R[a] @ R[b].T) < MAX_ERROR_DEG
+    assert np.isclose(rotation_angle_deg(R_out[0] @ R_out[2].T, R[0] @ R[2].T),
+                      rotation_angle_deg(R_start[0] @ R_start[2].T, R[0] @ R[2].T))
+    centers_in, centers_out = camera_centers(R_start, t_start), camera_centers(R_out, t_out)
+    assert np.isclose(np.linalg.norm(centers_out[3] - centers_out[2]),
+                      np.linalg.norm(centers_in[3] - centers_in[2]))
+
+
+def test_weak_pairs_link_no_cameras():
+    rng = np.random.default_rng(5)
+    R, t, K = scenes.ring_cameras(2)
+    weak = scenes.synthetic_matches(R, t, K, 40, NOISE_PX, 0.0, rng)
+    R_start, t_start = scenes.perturbed(R, t, PERTURBATION_DEG, CENTER_NOISE, rng)
+    R_out, _, report = refine_poses(R_start, t_start, K, weak)
+    assert not report.refined and 'no pair has' in report.reason
+    assert np.array_equal(R_out, R_start)
+    _, _, report = refine_poses(R_start, t_start, K, weak, BundleConfig(min_pair_matches=30))
+    assert report.refined
+
+
 def test_cameras_without_matches_are_held_fixed():
     rng = np.random.default_rng(2)
     R, t, K = scenes.ring_cameras(3)
