@@ -32,6 +32,7 @@ from raydiff_ros.evaluation.harness import (
 )
 from raydiff_ros.evaluation.report import markdown_table
 from raydiff_ros.geometry.metrics import MetricInputError
+from raydiff_ros.refinement.selection import REFINEMENTS, with_refinement
 
 PROGRAM_NAME = 'raydiff-eval'
 EXIT_OK = 0
@@ -103,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--device', default='auto', help='ray_diffusion: auto, cpu or cuda')
     parser.add_argument('--plot', action='store_true', help='also write cameras.png')
     parser.add_argument(
+        '--refine', choices=REFINEMENTS, default='none',
+        help='refinement after the estimator: none, or bundle (SIFT matches + robust '
+        'Sampson-error bundle adjustment; prints its mean time per view set)',
+    )
+    parser.add_argument(
         '--unknown-intrinsics', action='store_true',
         help='do not give the true intrinsics to the estimator',
     )
@@ -131,7 +137,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         options = {}
         if args.estimator == 'ray_diffusion':
             options = {'model_dir': args.model, 'samples': args.samples, 'device': args.device}
-        estimator = create_estimator(args.estimator, seed=args.seed, **options)
+        estimator = with_refinement(
+            create_estimator(args.estimator, seed=args.seed, **options), args.refine)
         result = run_evaluation(dataset, estimator, config)
         paths = write_results(result, args.output, plot=args.plot)
     except (DatasetError, EstimatorError, HarnessError, MetricInputError, ValueError,
@@ -143,6 +150,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_USAGE
 
     print(markdown_table(result), end='')
+    refinement_times = [r.refinement_seconds for r in result.records
+                        if r.refinement_seconds is not None]
+    if refinement_times:
+        print(f'refinement: {sum(refinement_times) / len(refinement_times):.3f} s per view set '
+              f'(mean of {len(refinement_times)})')
     for kind, path in paths.items():
         print(f'{kind}: {path}')
     return EXIT_OK

@@ -100,11 +100,17 @@ def sample_view_sets(
 
 @dataclass(frozen=True, eq=False)
 class ViewSetRecord:
-    """One evaluated view set: which images, what was predicted, and its errors."""
+    """One evaluated view set: which images, what was predicted, and its errors.
+
+    ``refinement_seconds`` is the time a refining estimator (one with a
+    ``last_refinement_seconds`` attribute, e.g. ``raydiff-eval --refine bundle``) spent on
+    refinement of this set; None for estimators that do not refine.
+    """
 
     indices: tuple[int, ...]
     prediction: PoseEstimate
     errors: ViewSetErrors
+    refinement_seconds: Optional[float] = None
 
     @property
     def num_views(self) -> int:
@@ -179,7 +185,9 @@ def run_evaluation(
                 view_set.ground_truth_t,
                 dataset.scene_scale,
             )
-            records.append(ViewSetRecord(indices=indices, prediction=prediction, errors=errors))
+            records.append(ViewSetRecord(
+                indices=indices, prediction=prediction, errors=errors,
+                refinement_seconds=getattr(estimator, 'last_refinement_seconds', None)))
             errors_for_n.append(errors)
         metrics_per_n[num_views] = pool_view_set_errors(errors_for_n, config.thresholds)
     return EvaluationResult(

@@ -1,0 +1,2 @@
+"""Geometric refinement of estimated cameras: verified SIFT matches and Sampson-error
+bundle adjustment (issue 7)."""
