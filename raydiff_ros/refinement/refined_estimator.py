@@ -38,10 +38,17 @@ class RefinedEstimator:
         self.last_refinement_seconds: Optional[float] = None
 
     def estimate(self, view_set: ViewSet) -> PoseEstimate:
-        prediction = self.base.estimate(view_set)
+        """Evaluation harness interface."""
+        return self._refined(self.base.estimate(view_set), view_set.images(), view_set.K)
+
+    def estimate_from_images(self, images: list[np.ndarray],
+                             K: Optional[np.ndarray]) -> PoseEstimate:
+        """Node interface (N (H, W, 3) uint8 RGB images, optional (N, 3, 3) K)."""
+        return self._refined(self.base.estimate_from_images(images, K), images, K)
+
+    def _refined(self, prediction: PoseEstimate, images: list[np.ndarray],
+                 K: Optional[np.ndarray]) -> PoseEstimate:
         start = time.perf_counter()
-        images = view_set.images()
-        K = view_set.K
         if K is None:
             K = prediction.K if prediction.K is not None else np.stack(
                 [guess_intrinsics(im.shape[1], im.shape[0]) for im in images])
@@ -50,4 +57,3 @@ class RefinedEstimator:
                                               self.bundle)
         self.last_refinement_seconds = time.perf_counter() - start
         return PoseEstimate(R=R, t=t, K=prediction.K, uncertainty=prediction.uncertainty)
-

@@ -52,8 +52,8 @@ START_TIMEOUT_S = 60.0
 DEFAULT_TIMEOUT_S = 300.0
 FRUSTUM_DEPTH_M = 0.3
 MIN_TRANSLATION_NORM = 1e-12
-#: Keyframe resolution kept by the node: the model needs 224 px crops, SIFT more pixels.
-STORED_SIDE = {'classical_sift': WIDTH}
+#: Estimators that need full-resolution keyframes (the model itself needs 224 px crops).
+STORED_SIDE = ('classical_sift',)
 
 
 def frame(index: int) -> str:
@@ -132,16 +132,17 @@ def choose_estimator(name: str) -> str:
             from None
 
 
-def start_node(estimator: str, baseline_m: float, folder: Path,
-               model_dir: str) -> subprocess.Popen:
+def start_node(estimator: str, baseline_m: float, folder: Path, model_dir: str,
+               refinement: str = 'none') -> subprocess.Popen:
     params = {'num_cameras': NUM_CAMERAS, 'mode': 'rig', 'estimator': estimator,
+              'refinement': refinement,
               'model_dir': model_dir, 'num_samples': 4, 'scale_source': 'known_baseline',
               'baseline_camera_a': 0, 'baseline_camera_b': 1, 'baseline_m': baseline_m,
               'keyframe_min_interval_s': 1.0, 'sync_slop_s': 0.02,
               # 640x480 images exceed DDS best-effort fragment limits: replay reliably.
               'image_qos': 'reliable'}
-    if estimator in STORED_SIDE:
-        params['stored_image_max_side'] = STORED_SIDE[estimator]
+    if estimator in STORED_SIDE or refinement != 'none':  # SIFT wants the full images
+        params['stored_image_max_side'] = WIDTH
     params_file = folder / 'demo_params.yaml'
     params_file.write_text(yaml.safe_dump({f'/{NODE_NAME}': {'ros__parameters': params}}))
     remaps = []
@@ -208,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--estimator', default='auto',
                         help='auto, ray_diffusion, classical_sift or python:<module>:<factory>')
     parser.add_argument('--model', default='', help='model folder for ray_diffusion')
+    parser.add_argument('--refinement', default='none', choices=('none', 'bundle'),
+                        help='geometric refinement after the estimator')
     parser.add_argument('--output', type=Path, default=DEMO_DIR)
     parser.add_argument('--timeout', type=float, default=DEFAULT_TIMEOUT_S)
     args = parser.parse_args(argv)
@@ -219,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     truth = read_truth(bag)
     estimator = choose_estimator(args.estimator)
     baseline = float(np.linalg.norm(truth[1][:3, 3]))
-    process = start_node(estimator, baseline, args.output, args.model)
+    process = start_node(estimator, baseline, args.output, args.model, args.refinement)
     rclpy.init()
     received = {'estimate': [], 'tf': []}
     node = rclpy.create_node('raydiff_demo_player')
@@ -255,8 +258,9 @@ def main(argv: list[str] | None = None) -> int:
         process.terminate()
         process.wait(timeout=30)
 
-    print(f'\nestimator: {estimator}; inference {message.inference_time_s:.2f} s; scale from the '
-          f'known cam0-cam1 distance ({baseline:.3f} m)')
+    print(f'\nestimator: {estimator}, refinement {args.refinement}; inference '
+          f'{message.inference_time_s:.2f} s; scale from the known cam0-cam1 distance '
+          f'({baseline:.3f} m)')
     print(f'{"pair":>6} {"rot err (deg)":>14} {"dir err (deg)":>14}   true t (m)        '
           f'           estimated t (m)')
     for row in rows:
@@ -267,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
         direction = 'n/a' if direction is None else f'{direction:.2f}'
         print(f'{pair:>6} {row["rotation_error_deg"]:14.2f} {direction:>14}   {true_t}   '
               f'{est_t}')
-    summary = {'estimator': estimator, 'inference_time_s': message.inference_time_s,
+    summary = {'estimator': estimator, 'refinement': args.refinement,
+               'inference_time_s': message.inference_time_s,
                'scale_source': 'known_baseline cam0-cam1', 'pairs': rows,
                'tf_static_messages_received': len(received['tf'])}
     (args.output / 'summary.json').write_text(json.dumps(summary, indent=2) + '\n')

@@ -146,7 +146,8 @@ class EstimatorNode(LifecycleNode):
         try:
             self._estimator = build_estimator(
                 self.param('estimator'), self.param('model_dir'), self.param('device'),
-                self.param('dtype'), self.param('num_samples'), self.param('seed'))
+                self.param('dtype'), self.param('num_samples'), self.param('seed'),
+                self.param('refinement'))
         except EstimatorLoadError as error:
             self._load_error = str(error)
             self.get_logger().error(f'configure failed: {error}')

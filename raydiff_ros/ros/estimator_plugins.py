@@ -22,6 +22,19 @@ class EstimatorLoadError(RuntimeError):
 
 
 def build_estimator(name: str, model_dir: str, device: str, dtype: str, num_samples: int,
+                    seed: int, refinement: str = 'none') -> Any:
+    """The estimator named ``name``, followed by ``refinement`` ('none' or 'bundle')."""
+    estimator = _base_estimator(name, model_dir, device, dtype, num_samples, seed)
+    if refinement == 'none':
+        return estimator
+    if not hasattr(estimator, 'estimate_from_images'):
+        raise EstimatorLoadError(f'refinement {refinement!r} needs an estimator with '
+                                 'estimate_from_images')
+    from raydiff_ros.refinement.selection import with_refinement
+    return with_refinement(estimator, refinement)
+
+
+def _base_estimator(name: str, model_dir: str, device: str, dtype: str, num_samples: int,
                     seed: int) -> Any:
     try:
         if name.startswith(PLUGIN_PREFIX):

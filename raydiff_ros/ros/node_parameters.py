@@ -116,6 +116,14 @@ NODE_PARAMETERS = (
         unit='s',
     ),
     ParameterSpec(
+        'refinement',
+        'none',
+        'after the estimator: none, or bundle (SIFT matches + robust Sampson-error bundle '
+        'adjustment with the known intrinsics; then one sample, floor covariances)',
+        choices=('none', 'bundle'),
+        read_only=True,
+    ),
+    ParameterSpec(
         'calibration_enabled',
         False,
         'rig mode: aggregate every view set into one set of extrinsics, publish it on '
