@@ -50,8 +50,8 @@ KNN_NEIGHBOURS = 2
 
 
 @dataclass(frozen=True)
-class ClassicalConfig:
-    """Settings of :class:`ClassicalSiftEstimator` (defaults tuned on temple_ring)."""
+class SiftMatchingConfig:
+    """SIFT features, ratio test and essential-matrix RANSAC (shared with the refinement)."""
 
     max_features: int = 4000
     ratio: float = 0.8
@@ -60,7 +60,6 @@ class ClassicalConfig:
     ransac_threshold_px: float = 1.0
     ransac_confidence: float = 0.999
     method: str = 'magsac'
-    min_scale_points: int = 5
     max_image_side: int = 1280
     """Images with a longer side are downscaled (K scaled accordingly) before SIFT."""
 
@@ -70,8 +69,20 @@ class ClassicalConfig:
                              f'{self.method!r}')
         if not 0 < self.ratio < 1 or not 0 < self.ransac_confidence < 1:
             raise ValueError('ratio and ransac_confidence must lie in (0, 1)')
-        if min(self.max_features, self.min_matches, self.min_inliers, self.min_scale_points,
+        if min(self.max_features, self.min_matches, self.min_inliers,
                self.max_image_side) < 1 or self.ransac_threshold_px <= 0:
+            raise ValueError('counts and thresholds must be positive')
+
+
+@dataclass(frozen=True)
+class ClassicalConfig(SiftMatchingConfig):
+    """Settings of :class:`ClassicalSiftEstimator` (defaults tuned on temple_ring)."""
+
+    min_scale_points: int = 5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.min_scale_points < 1:
             raise ValueError('counts and thresholds must be positive')
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from raydiff_ros.evaluation.classical import (
     ESSENTIAL_METHODS,
+    SiftMatchingConfig,
     extract_features,
     guess_intrinsics,
     normalized_points,
@@ -31,29 +32,11 @@ class MatchingError(ValueError):
 
 
 @dataclass(frozen=True)
-class MatchingConfig:
+class MatchingConfig(SiftMatchingConfig):
     """Settings of :func:`match_view_set` (defaults as the classical baseline's)."""
 
-    max_features: int = 4000
-    ratio: float = 0.8
-    min_matches: int = 15
-    min_inliers: int = 12
-    ransac_threshold_px: float = 1.0
-    ransac_confidence: float = 0.999
-    method: str = 'magsac'
-    max_image_side: int = 1280
     seed: int = 0
     """Seed of OpenCV's RANSAC generator."""
-
-    def __post_init__(self) -> None:
-        if self.method not in ESSENTIAL_METHODS:
-            raise ValueError(f'method must be one of {sorted(ESSENTIAL_METHODS)}, got '
-                             f'{self.method!r}')
-        if not 0 < self.ratio < 1 or not 0 < self.ransac_confidence < 1:
-            raise ValueError('ratio and ransac_confidence must lie in (0, 1)')
-        if min(self.max_features, self.min_matches, self.min_inliers,
-               self.max_image_side) < 1 or self.ransac_threshold_px <= 0:
-            raise ValueError('counts and thresholds must be positive')
 
 
 @dataclass(frozen=True, eq=False)
