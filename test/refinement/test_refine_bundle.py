@@ -1,10 +1,9 @@
 """Robust Sampson-error bundle adjustment (``raydiff_ros.refinement.bundle``)."""
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
+import refinement_scenes as scenes
 import torch
 
 from raydiff_ros.evaluation.estimators import axis_angle_rotations
@@ -17,11 +16,6 @@ from raydiff_ros.refinement.bundle import (
     sampson_residuals,
 )
 from raydiff_ros.refinement.matching import PairMatches
-
-_SPEC = importlib.util.spec_from_file_location(
-    'refine_synthetic_scenes', Path(__file__).with_name('synthetic_scenes.py'))
-scenes = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(scenes)
 
 PERTURBATION_DEG = 5.0
 CENTER_NOISE = 0.1

@@ -1,10 +1,9 @@
 """Sampson guidance of ray x0 predictions (``raydiff_ros.refinement.guidance``)."""
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
+import refinement_scenes as scenes
 import torch
 
 from raydiff_ros.geometry.camera import Cameras
@@ -25,11 +24,6 @@ from raydiff_ros.refinement.guidance import (
     sample_rays_guided,
     sampson_loss,
 )
-
-_SPEC = importlib.util.spec_from_file_location(
-    'guidance_synthetic_scenes', Path(__file__).with_name('synthetic_scenes.py'))
-scenes = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(scenes)
 
 NUM_VIEWS = 3
 NUM_PATCHES = 16
