@@ -4,6 +4,10 @@ Example::
 
     raydiff-eval ../shared/data/temple_ring --estimator ground_truth --num-views 2..8 \\
         --sets-per-n 5 --seed 0 --output /tmp/eval --plot
+    raydiff-eval /data/synthetic_val --estimator noisy_oracle --scene-type rig --output /tmp/e
+
+A folder of synthetic shards (``index.json`` / ``shard_*.npz``, from ``raydiff-render``) is
+evaluated view set by view set, each its own scene (``shard_source``).
 
 Prints the markdown table and writes ``results.json``, ``results.md`` (and ``cameras.png``
 with ``--plot``) into the output folder. Exit codes: 0 success, 2 bad arguments, dataset or
@@ -25,12 +29,21 @@ from raydiff_ros.evaluation.estimators import (
 )
 from raydiff_ros.evaluation.harness import (
     DEFAULT_SETS_PER_N,
+    DatasetViewSetSource,
     HarnessConfig,
     HarnessError,
+    ViewSetSource,
     run_evaluation,
     write_results,
 )
 from raydiff_ros.evaluation.report import markdown_table
+from raydiff_ros.evaluation.shard_source import (
+    SCENE_TYPE_ALL,
+    SCENE_TYPES,
+    SET_CHOICES,
+    ShardViewSetSource,
+    is_shard_folder,
+)
 from raydiff_ros.geometry.metrics import MetricInputError
 from raydiff_ros.refinement.selection import REFINEMENTS, with_refinement
 
@@ -38,6 +51,7 @@ PROGRAM_NAME = 'raydiff-eval'
 EXIT_OK = 0
 EXIT_USAGE = 2
 DEFAULT_NUM_VIEWS_SPEC = '2..8'
+DEFAULT_SET_CHOICE = 'first'
 
 
 def parse_num_views(spec: str) -> tuple[int, ...]:
@@ -69,6 +83,25 @@ def parse_rgb(spec: str) -> tuple[int, int, int]:
     return values  # type: ignore[return-value]
 
 
+def open_view_set_source(
+    path: Path,
+    background_rgb: Sequence[int] = DEFAULT_BACKGROUND_RGB,
+    scene_type: str = SCENE_TYPE_ALL,
+    set_choice: str = DEFAULT_SET_CHOICE,
+) -> ViewSetSource:
+    """A shard folder's ``ShardViewSetSource``, or the ``DatasetViewSetSource`` of a dataset.
+
+    Raises:
+        DatasetError: nothing readable at ``path``, or shard-only options for a dataset.
+    """
+    if is_shard_folder(path):
+        return ShardViewSetSource(path, scene_type=scene_type, set_choice=set_choice)
+    if scene_type != SCENE_TYPE_ALL or set_choice != DEFAULT_SET_CHOICE:
+        raise DatasetError(f'{path} is not a shard folder: --scene-type and --set-choice '
+                           'apply to shard folders (index.json, shard_*.npz) only')
+    return DatasetViewSetSource(load_dataset(path, background_rgb=background_rgb))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROGRAM_NAME,
@@ -77,8 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         'dataset', type=Path, metavar='DATASET_PATH',
-        help='dataset folder or file: poses.json, transforms*.json (NeRF) or *_par.txt '
-        '(Middlebury)',
+        help='dataset folder or file: poses.json, transforms*.json (NeRF), *_par.txt '
+        '(Middlebury), or a folder of synthetic shards (index.json, shard_*.npz)',
     )
     parser.add_argument(
         '--estimator', required=True, choices=available_estimators(),
@@ -89,8 +122,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar='SPEC', help='view-set sizes: "2..8", "2,4,8" or "5" (default 2..8)',
     )
     parser.add_argument(
-        '--sets-per-n', type=int, default=DEFAULT_SETS_PER_N, metavar='K',
-        help=f'view sets per N (default {DEFAULT_SETS_PER_N})',
+        '--sets-per-n', type=int, default=None, metavar='K',
+        help=f'view sets per N (default: {DEFAULT_SETS_PER_N} for one scene, every view set '
+        'of a shard folder)',
+    )
+    parser.add_argument(
+        '--scene-type', choices=SCENE_TYPES, default=SCENE_TYPE_ALL,
+        help='shard folders: evaluate only view sets of this scene type (default all)',
+    )
+    parser.add_argument(
+        '--set-choice', choices=SET_CHOICES, default=DEFAULT_SET_CHOICE,
+        help='shard folders: with --sets-per-n K use the first K view sets or K drawn from '
+        'the seed (default first)',
     )
     parser.add_argument(
         '--seed', type=int, default=DEFAULT_SEED,
@@ -133,13 +176,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             seed=args.seed,
             intrinsics_known=not args.unknown_intrinsics,
         )
-        dataset = load_dataset(args.dataset, background_rgb=args.background)
+        source = open_view_set_source(args.dataset, args.background, args.scene_type,
+                                      args.set_choice)
         options = {}
         if args.estimator == 'ray_diffusion':
             options = {'model_dir': args.model, 'samples': args.samples, 'device': args.device}
         estimator = with_refinement(
             create_estimator(args.estimator, seed=args.seed, **options), args.refine)
-        result = run_evaluation(dataset, estimator, config)
+        result = run_evaluation(source, estimator, config, refinement=args.refine)
         paths = write_results(result, args.output, plot=args.plot)
     except (DatasetError, EstimatorError, HarnessError, MetricInputError, ValueError,
             RuntimeError, FileNotFoundError) as error:  # incl. model loading and inference

@@ -1,18 +1,22 @@
-"""Evaluation harness: sample view sets, run an estimator, pool the errors per N.
+"""Evaluation harness: draw view sets from a source, run an estimator, pool the errors per N.
 
-For every N in ``HarnessConfig.num_views`` the harness draws ``sets_per_n`` view sets of N
-distinct images (without replacement within a set, in random order) from a
-``numpy.random.Generator`` seeded with ``(seed, N)``, so the sets for one N do not depend on
-which other N are evaluated. Each set goes to the estimator; its prediction is scored against
-the ground truth with ``evaluate_view_set`` using the scene scale of the WHOLE dataset (all of
-its cameras, as RayDiffusion does per sequence). Errors are pooled over the sets of one N and
-then thresholded (``pool_view_set_errors``).
+The harness draws view sets from a ``ViewSetSource``. ``DatasetViewSetSource`` samples them
+from ONE multi-view scene (a ``MultiViewDataset``): for every N in ``HarnessConfig.num_views``
+it draws ``sets_per_n`` view sets of N distinct images (without replacement within a set, in
+random order) from a ``numpy.random.Generator`` seeded with ``(seed, N)``, so the sets for one
+N do not depend on which other N are evaluated. Other sources (``shard_source``: many scenes,
+one per view set) draw from several scenes. Each set goes to the estimator; its prediction is
+scored against the ground truth with ``evaluate_view_set`` using the scene scale of the WHOLE
+scene the set was drawn from (all of its cameras, as RayDiffusion does per sequence). Errors
+are pooled over the sets of one N and then thresholded (``pool_view_set_errors``). The wall
+time of each ``estimate`` call is recorded.
 """
 
 from dataclasses import dataclass, field
 import json
 from pathlib import Path
-from typing import Optional
+import time
+from typing import Any, Iterator, Optional, Protocol, Sequence, Union
 
 import numpy as np
 
@@ -54,14 +58,15 @@ class HarnessConfig:
 
     Attributes:
         num_views: the view-set sizes N (each >= 2).
-        sets_per_n: view sets drawn per N.
+        sets_per_n: view sets drawn per N; None lets the source decide (a single dataset:
+            ``DEFAULT_SETS_PER_N``; shards: every selected view set).
         seed: seed of the view-set sampling.
         intrinsics_known: whether estimators receive the true K.
         thresholds: accuracy thresholds.
     """
 
     num_views: tuple[int, ...] = DEFAULT_NUM_VIEWS
-    sets_per_n: int = DEFAULT_SETS_PER_N
+    sets_per_n: Optional[int] = DEFAULT_SETS_PER_N
     seed: int = DEFAULT_SEED
     intrinsics_known: bool = True
     thresholds: MetricThresholds = field(default_factory=MetricThresholds)
@@ -74,7 +79,7 @@ class HarnessConfig:
             raise HarnessError(f'every N must be at least {MIN_VIEWS}, got {num_views}')
         if len(set(num_views)) != len(num_views):
             raise HarnessError(f'num_views has duplicates: {num_views}')
-        if self.sets_per_n < 1:
+        if self.sets_per_n is not None and self.sets_per_n < 1:
             raise HarnessError(f'sets_per_n must be at least 1, got {self.sets_per_n}')
         object.__setattr__(self, 'num_views', num_views)
 
@@ -98,10 +103,76 @@ def sample_view_sets(
     ]
 
 
+class ViewSetSource(Protocol):
+    """Where the harness draws view sets from (one scene, or many scenes of one view set each).
+
+    Attributes:
+        name: name of the data (printed in reports).
+    """
+
+    name: str
+
+    def check_num_views(
+        self, num_views: Sequence[int], sets_per_n: Optional[int], seed: int
+    ) -> None:
+        """Raise ``HarnessError`` unless every N can be drawn for every set to be drawn."""
+
+    def draw(
+        self, num_views: int, sets_per_n: Optional[int], seed: int, intrinsics_known: bool
+    ) -> Iterator[ViewSet]:
+        """The view sets of N views, one at a time (a source may read each set lazily)."""
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-serialisable summary (name, format, folder, sizes)."""
+
+    def summary(self) -> str:
+        """One line describing the data, for ``results.md``."""
+
+
+class DatasetViewSetSource:
+    """View sets of one ``MultiViewDataset``, sampled by ``sample_view_sets``."""
+
+    def __init__(self, dataset: MultiViewDataset) -> None:
+        self.dataset = dataset
+        self.name = dataset.name
+
+    def check_num_views(
+        self, num_views: Sequence[int], sets_per_n: Optional[int], seed: int
+    ) -> None:
+        del sets_per_n, seed  # every set is drawn from the same images
+        too_large = [n for n in num_views if n > len(self.dataset)]
+        if too_large:
+            raise HarnessError(
+                f'dataset {self.dataset.name} has {len(self.dataset)} images; cannot draw '
+                f'N = {too_large}'
+            )
+
+    def draw(
+        self, num_views: int, sets_per_n: Optional[int], seed: int, intrinsics_known: bool
+    ) -> Iterator[ViewSet]:
+        count = DEFAULT_SETS_PER_N if sets_per_n is None else sets_per_n
+        for indices in sample_view_sets(len(self.dataset), num_views, count, seed):
+            yield ViewSet(self.dataset, indices, intrinsics_known)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            'name': self.dataset.name,
+            'root': str(self.dataset.root),
+            'source_format': self.dataset.source_format,
+            'num_images': len(self.dataset),
+            'scene_scale': self.dataset.scene_scale,
+        }
+
+    def summary(self) -> str:
+        return f'{len(self.dataset)} images ({self.dataset.source_format})'
+
+
 @dataclass(frozen=True, eq=False)
 class ViewSetRecord:
-    """One evaluated view set: which images, what was predicted, and its errors.
+    """One evaluated view set: which images of which scene, what was predicted, its errors.
 
+    ``scene`` is the dataset the set was drawn from (its ground truth and scene scale);
+    ``seconds`` the wall time of the estimator's ``estimate`` call (refinement included).
     ``refinement_seconds`` is the time a refining estimator (one with a
     ``last_refinement_seconds`` attribute, e.g. ``raydiff-eval --refine bundle``) spent on
     refinement of this set; None for estimators that do not refine.
@@ -110,6 +181,8 @@ class ViewSetRecord:
     indices: tuple[int, ...]
     prediction: PoseEstimate
     errors: ViewSetErrors
+    scene: MultiViewDataset
+    seconds: float
     refinement_seconds: Optional[float] = None
 
     @property
@@ -122,18 +195,20 @@ class EvaluationResult:
     """Everything one harness run produced.
 
     Attributes:
-        dataset: the evaluated dataset.
+        source: where the view sets were drawn from.
         estimator_name: ``name`` of the estimator.
         config: the harness configuration.
         metrics_per_n: pooled metrics per N, in the order of ``config.num_views``.
         records: every evaluated view set, grouped by N in the same order.
+        refinement: the refinement applied after the estimator (``'none'``, ``'bundle'``).
     """
 
-    dataset: MultiViewDataset
+    source: ViewSetSource
     estimator_name: str
     config: HarnessConfig
     metrics_per_n: dict[int, PooledMetrics]
     records: tuple[ViewSetRecord, ...]
+    refinement: str = 'none'
 
     def records_for(self, num_views: int) -> list[ViewSetRecord]:
         return [r for r in self.records if r.num_views == num_views]
@@ -150,52 +225,60 @@ def _check_prediction(prediction: PoseEstimate, view_set: ViewSet, name: str) ->
 
 
 def run_evaluation(
-    dataset: MultiViewDataset,
+    source: Union[MultiViewDataset, ViewSetSource],
     estimator: PoseEstimator,
     config: Optional[HarnessConfig] = None,
+    refinement: str = 'none',
 ) -> EvaluationResult:
-    """Evaluate ``estimator`` on view sets sampled from ``dataset``.
+    """Evaluate ``estimator`` on view sets drawn from ``source``.
 
     Args:
-        dataset: images with ground-truth cameras.
+        source: a dataset (one scene; wrapped in ``DatasetViewSetSource``) or any
+            ``ViewSetSource``.
         estimator: the estimator under test.
         config: what to sample and how to threshold; default ``HarnessConfig()``.
+        refinement: name of the refinement wrapped around the estimator (for the reports).
 
     Returns:
         Pooled metrics per N and every per-set record.
     """
     config = config or HarnessConfig()
-    too_large = [n for n in config.num_views if n > len(dataset)]
-    if too_large:
-        raise HarnessError(
-            f'dataset {dataset.name} has {len(dataset)} images; cannot draw N = {too_large}'
-        )
+    if isinstance(source, MultiViewDataset):
+        source = DatasetViewSetSource(source)
+    source.check_num_views(config.num_views, config.sets_per_n, config.seed)
     records: list[ViewSetRecord] = []
     metrics_per_n: dict[int, PooledMetrics] = {}
     for num_views in config.num_views:
         errors_for_n = []
-        for indices in sample_view_sets(len(dataset), num_views, config.sets_per_n, config.seed):
-            view_set = ViewSet(dataset, indices, config.intrinsics_known)
+        view_sets = source.draw(num_views, config.sets_per_n, config.seed,
+                                config.intrinsics_known)
+        for view_set in view_sets:
+            start = time.perf_counter()
             prediction = estimator.estimate(view_set)
+            seconds = time.perf_counter() - start
             _check_prediction(prediction, view_set, estimator.name)
             errors = evaluate_view_set(
                 prediction.R,
                 prediction.t,
                 view_set.ground_truth_R,
                 view_set.ground_truth_t,
-                dataset.scene_scale,
+                view_set.dataset.scene_scale,
             )
             records.append(ViewSetRecord(
-                indices=indices, prediction=prediction, errors=errors,
+                indices=view_set.indices, prediction=prediction, errors=errors,
+                scene=view_set.dataset, seconds=seconds,
                 refinement_seconds=getattr(estimator, 'last_refinement_seconds', None)))
             errors_for_n.append(errors)
+        if not errors_for_n:
+            raise HarnessError(f'{source.name}: no view sets of N = {num_views} to evaluate')
         metrics_per_n[num_views] = pool_view_set_errors(errors_for_n, config.thresholds)
     return EvaluationResult(
-        dataset=dataset,
+        source=source,
         estimator_name=estimator.name,
         config=config,
         metrics_per_n=metrics_per_n,
         records=tuple(records),
+        refinement=refinement,
     )
 
 
@@ -224,7 +307,6 @@ def write_results(
     paths['json'].write_text(json.dumps(result_to_json_dict(result), indent=1) + '\n')
     paths['markdown'].write_text(markdown_report(result))
     if plot:
-        paths['plot'] = plot_view_set(
-            result.dataset, plotted_record(result), output_dir / PLOT_FILE_NAME
-        )
+        record = plotted_record(result)
+        paths['plot'] = plot_view_set(record.scene, record, output_dir / PLOT_FILE_NAME)
     return paths

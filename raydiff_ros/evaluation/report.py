@@ -1,38 +1,64 @@
 """Serialise a harness run: a JSON document and a markdown table.
 
-``results.json`` holds the dataset summary, the configuration, the pooled metrics per N and
-every view set (indices and per-pair / per-camera errors). ``results.md`` holds one table row
-per N with the accuracies (RayDiffusion rotation and camera-centre accuracy, PoseDiffusion
-RRA, RTA and AUC) and the mean errors.
+``results.json`` holds the data summary (``ViewSetSource.describe``), the estimator name and
+refinement, the configuration, the pooled metrics per N (plus the rotation accuracy at each of
+``REPORTED_ROTATION_THRESHOLDS_DEG`` and the mean estimator and refinement seconds per view
+set) and every view set (scene, indices, per-pair / per-camera errors, seconds).
+``results.md`` holds one table row per N with the accuracies (RayDiffusion rotation and
+camera-centre accuracy, PoseDiffusion RRA, RTA and AUC) and the mean errors.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional, Sequence
+
+import numpy as np
+
+from raydiff_ros.geometry.metrics import accuracy
 
 if TYPE_CHECKING:
-    from raydiff_ros.evaluation.harness import EvaluationResult
+    from raydiff_ros.evaluation.harness import EvaluationResult, ViewSetRecord
 
 JSON_FILE_NAME = 'results.json'
 MARKDOWN_FILE_NAME = 'results.md'
 JSON_FORMAT_TAG = 'raydiff_ros.evaluation.v1'
 PERCENT = 100.0
+REPORTED_ROTATION_THRESHOLDS_DEG = (5.0, 15.0)
+"""Thresholds of the extra per-N ``rotation_accuracy_at_deg`` entries of ``results.json``."""
+
+
+def _mean_or_none(values: Sequence[Optional[float]]) -> Optional[float]:
+    present = [v for v in values if v is not None]
+    return float(np.mean(present)) if present else None
+
+
+def per_n_extras(records: Sequence[ViewSetRecord]) -> dict[str, Any]:
+    """Per-N entries beyond ``PooledMetrics`` for the view sets of one N.
+
+    Returns:
+        ``rotation_accuracy_at_deg``: {f'{threshold:g}': fraction of the pooled ordered-pair
+        rotation errors below it}; ``seconds_per_set``: mean estimator wall time;
+        ``refinement_seconds_per_set``: mean refinement time, None without refinement.
+    """
+    rotation_errors = np.concatenate([r.errors.rotation_errors_deg for r in records])
+    return {
+        'rotation_accuracy_at_deg': {
+            f'{threshold:g}': accuracy(rotation_errors, threshold)
+            for threshold in REPORTED_ROTATION_THRESHOLDS_DEG
+        },
+        'seconds_per_set': _mean_or_none([r.seconds for r in records]),
+        'refinement_seconds_per_set': _mean_or_none([r.refinement_seconds for r in records]),
+    }
 
 
 def result_to_json_dict(result: EvaluationResult) -> dict[str, Any]:
     """A JSON-serialisable description of a harness run (plain lists, floats and strings)."""
-    dataset = result.dataset
     return {
         'format': JSON_FORMAT_TAG,
-        'dataset': {
-            'name': dataset.name,
-            'root': str(dataset.root),
-            'source_format': dataset.source_format,
-            'num_images': len(dataset),
-            'scene_scale': dataset.scene_scale,
-        },
+        'dataset': result.source.describe(),
         'estimator': result.estimator_name,
+        'refinement': result.refinement,
         'config': {
             'num_views': list(result.config.num_views),
             'sets_per_n': result.config.sets_per_n,
@@ -41,14 +67,21 @@ def result_to_json_dict(result: EvaluationResult) -> dict[str, Any]:
             'thresholds': asdict(result.config.thresholds),
         },
         'metrics_per_n': {
-            str(n): {k: v for k, v in asdict(m).items() if k != 'thresholds'}
+            str(n): {
+                **{k: v for k, v in asdict(m).items() if k != 'thresholds'},
+                **per_n_extras(result.records_for(n)),
+            }
             for n, m in result.metrics_per_n.items()
         },
         'view_sets': [
             {
                 'num_views': record.num_views,
+                'scene': record.scene.name,
+                'scene_scale': record.scene.scene_scale,
                 'indices': list(record.indices),
-                'images': [dataset.image_paths[i].name for i in record.indices],
+                'images': [record.scene.image_paths[i].name for i in record.indices],
+                'seconds': record.seconds,
+                'refinement_seconds': record.refinement_seconds,
                 'rotation_errors_deg': record.errors.rotation_errors_deg.tolist(),
                 'ordered_pairs': record.errors.ordered_pairs.tolist(),
                 'pair_rotation_errors_deg': record.errors.pair_rotation_errors_deg.tolist(),
@@ -95,12 +128,14 @@ def markdown_table(result: EvaluationResult) -> str:
 
 
 def markdown_report(result: EvaluationResult) -> str:
-    """``results.md``: a heading naming dataset, estimator and settings, then the table."""
+    """``results.md``: a heading naming data, estimator and settings, then the table."""
     config = result.config
     intrinsics = 'known' if config.intrinsics_known else 'unknown'
+    sets = 'all' if config.sets_per_n is None else str(config.sets_per_n)
+    refinement = '' if result.refinement == 'none' else f' (refinement: {result.refinement})'
     return (
-        f'# {result.estimator_name} on {result.dataset.name}\n\n'
-        f'{len(result.dataset)} images ({result.dataset.source_format}), '
-        f'{config.sets_per_n} view sets per N, seed {config.seed}, intrinsics {intrinsics}.\n\n'
+        f'# {result.estimator_name}{refinement} on {result.source.name}\n\n'
+        f'{result.source.summary()}, {sets} view sets per N, seed {config.seed}, '
+        f'intrinsics {intrinsics}.\n\n'
         + markdown_table(result)
     )
