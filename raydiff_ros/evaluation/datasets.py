@@ -504,8 +504,8 @@ def detect_format(path: PathLike) -> tuple[str, Path]:
         names = ', '.join(p.name for p in par_files)
         raise DatasetError(f'{path}: several parameter files ({names}); pass one of them')
     raise DatasetError(
-        f'{path}: no dataset found (expected {POSES_FILE_NAME}, {NERF_FILE_NAME} or '
-        f'*{MIDDLEBURY_SUFFIX})'
+        f'{path}: no dataset found (expected {POSES_FILE_NAME}, {NERF_FILE_NAME}, '
+        f'*{MIDDLEBURY_SUFFIX}, or synthetic shards: index.json, shard_*.npz)'
     )
 
 

@@ -62,8 +62,18 @@ def is_shard_folder(path: PathLike) -> bool:
 
 
 @lru_cache(maxsize=READ_CACHE_SIZE)
-def _read_set(shard_path: Path, index_in_shard: int) -> ViewSetRecord:
+def _cached_read(shard_path: Path, index_in_shard: int, modified_ns: int) -> ViewSetRecord:
+    del modified_ns  # part of the cache key only: a rewritten shard is read again
     return read_view_set(shard_path, index_in_shard)
+
+
+def _read_set(shard_path: Path, index_in_shard: int) -> ViewSetRecord:
+    """View set ``index_in_shard`` of a shard, from the one-set cache when just read."""
+    try:
+        modified_ns = shard_path.stat().st_mtime_ns
+    except OSError as error:
+        raise DatasetError(f'shard {shard_path} cannot be read: {error}') from error
+    return _cached_read(shard_path, index_in_shard, modified_ns)
 
 
 @dataclass(frozen=True)
