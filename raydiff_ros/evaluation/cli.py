@@ -170,14 +170,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return args
 
     try:
+        source = open_view_set_source(args.dataset, args.background, args.scene_type,
+                                      args.set_choice)
+        sets_per_n = args.sets_per_n
+        if sets_per_n is None and isinstance(source, DatasetViewSetSource):
+            sets_per_n = DEFAULT_SETS_PER_N
         config = HarnessConfig(
             num_views=args.num_views,
-            sets_per_n=args.sets_per_n,
+            sets_per_n=sets_per_n,
             seed=args.seed,
             intrinsics_known=not args.unknown_intrinsics,
         )
-        source = open_view_set_source(args.dataset, args.background, args.scene_type,
-                                      args.set_choice)
         options = {}
         if args.estimator == 'ray_diffusion':
             options = {'model_dir': args.model, 'samples': args.samples, 'device': args.device}

@@ -98,15 +98,16 @@ def test_tables_of_real_raydiff_eval_results(tmp_path, synth):
     write_poses_json(tmp_path / 'data' / 'poses.json', names, synth.synthetic_K(9),
                      *synth.ring_cameras(9))
     paths = []
-    for estimator in ('ground_truth', 'random'):
+    for estimator, sets in (('ground_truth', ['--sets-per-n', '3']), ('random', [])):
         assert eval_main([str(tmp_path / 'data'), '--estimator', estimator, '--num-views',
-                          '2,3', '--sets-per-n', '3', '--output', str(tmp_path / estimator)]) == 0
+                          '2,3', '--output', str(tmp_path / estimator)] + sets) == 0
         paths.append(tmp_path / estimator / 'results.json')
     out = tmp_path / 'table.md'
     assert compare.main([str(p) for p in paths] + ['--out', str(out)]) == 0
     rows = {line.split(' | ')[0][2:]: line.strip('| ').split(' | ')
             for line in out.read_text().splitlines()[2:5]}
     random_result = json.loads(paths[1].read_text())
+    assert random_result['config']['sets_per_n'] == 5  # the default for one scene
     for n in ('2', '3'):
         errors = np.concatenate([v['rotation_errors_deg'] for v in random_result['view_sets']
                                  if v['num_views'] == int(n)])

@@ -84,6 +84,7 @@ def run_cli(folder: Path, output: Path, *options: str) -> dict:
 def test_oracle_scores_1_for_every_n_with_each_sets_own_scale(shards, tmp_path, capsys):
     content = run_cli(shards, tmp_path / 'eval', '--estimator', 'ground_truth', '--plot')
     assert content['dataset']['source_format'] == 'synthetic_shards'
+    assert content['config']['sets_per_n'] is None  # every view set
     assert content['dataset']['view_sets_per_scene_type'] == {'object': 3, 'rig': 2}
     assert list(content['metrics_per_n']) == [str(n) for n in range(2, 9)]
     for metrics in content['metrics_per_n'].values():
