@@ -16,6 +16,11 @@ Uncertainty: the point estimate is the medoid sample (smallest summed rotation d
 other samples); ``rotation_spread_deg`` and ``center_spread`` are the RMS rotation angle and
 centre distance of the samples from it, per camera (zero with one sample).
 
+A caller may replace the sampler for one call (``estimate(..., sampler=...)``, a
+:data:`RaySampler`), e.g. the Sampson-guided sampler of ``raydiff_ros.refinement``; such a call
+runs under ``torch.no_grad`` instead of ``torch.inference_mode`` so the sampler may take
+gradients.
+
 Thread safety: ``estimate`` may be called from any thread; calls are serialised by a lock.
 GPU memory is reused between calls through torch's caching allocator; nothing is kept alive
 between calls except the model.
@@ -25,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 import threading
 import time
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -37,8 +42,14 @@ from raydiff_ros.geometry.rays import (
     rays_to_cameras_homography,
     rays_to_cameras_procrustes,
 )
-from raydiff_ros.inference.preprocess import CropConfig, ImageInputError, preprocess_views
+from raydiff_ros.inference.preprocess import (
+    CropConfig,
+    ImageInputError,
+    PreprocessedViews,
+    preprocess_views,
+)
 from raydiff_ros.model.checkpoint import load_model
+from raydiff_ros.model.diffusion import SampleResult
 from raydiff_ros.model.network import RayDiffusionModel
 
 MIN_VIEWS = 2
@@ -49,6 +60,12 @@ HOMOGRAPHY_METHODS = ('qr', 'ql_compat')
 MIN_REFERENCE_BASELINE = 1e-9
 WARMUP_IMAGE_SIZE = (64, 48)
 WARMUP_GREY = 128
+
+RaySampler = Callable[[RayDiffusionModel, torch.Tensor, Optional[torch.Tensor],
+                       PreprocessedViews, int, torch.Generator], SampleResult]
+"""sampler(model, features (N, F, P, P), ndc (N, 2, P, P) or None, views, num_samples,
+generator) -> ``SampleResult`` with rays (num_samples, N, 6, P, P); called under the engine's
+autocast. The default is ``model.predict_rays``."""
 
 
 class EstimationError(RuntimeError):
@@ -223,11 +240,13 @@ class PoseEstimator:
 
     def estimate(self, images: Sequence[np.ndarray], K: Optional[np.ndarray] = None,
                  bboxes: Optional[np.ndarray] = None, num_samples: Optional[int] = None,
-                 seed: Optional[int] = None) -> PoseEstimationResult:
+                 seed: Optional[int] = None,
+                 sampler: Optional[RaySampler] = None) -> PoseEstimationResult:
         """Estimate the cameras of ``images`` (N of them, (H, W, 3) uint8 RGB, any sizes).
 
         K: (N, 3, 3) or (3, 3) intrinsics in pixels (known intrinsics: Procrustes), or None
         (intrinsics estimated by homography). bboxes: optional (N, 4) object boxes.
+        sampler: replaces the model's sampler for this call (see :data:`RaySampler`).
         Raises EstimationError (bad input, non-finite or degenerate output).
         """
         num_views = len(images)
@@ -239,10 +258,12 @@ class PoseEstimator:
         if num_samples < 1:
             raise EstimationError(f'num_samples must be >= 1, got {num_samples}')
         seed = self.config.seed if seed is None else seed
-        with self._lock, torch.inference_mode():
-            return self._estimate(images, K_known, bboxes, num_samples, seed)
+        grad_mode = torch.inference_mode() if sampler is None else torch.no_grad()
+        with self._lock, grad_mode:
+            return self._estimate(images, K_known, bboxes, num_samples, seed, sampler)
 
-    def _estimate(self, images, K_known, bboxes, num_samples, seed) -> PoseEstimationResult:
+    def _estimate(self, images, K_known, bboxes, num_samples, seed,
+                  sampler) -> PoseEstimationResult:
         timings = {}
         start = time.perf_counter()
         try:
@@ -261,9 +282,13 @@ class PoseEstimator:
 
         mark = time.perf_counter()
         generator = torch.Generator(device=self.device).manual_seed(seed)
+        ndc = views.ndc.to(self.device)
         with autocast:
-            sampled = self.model.predict_rays(features, views.ndc.to(self.device),
-                                              num_samples=num_samples, generator=generator)
+            if sampler is None:
+                sampled = self.model.predict_rays(features, ndc, num_samples=num_samples,
+                                                  generator=generator)
+            else:
+                sampled = sampler(self.model, features, ndc, views, num_samples, generator)
         rays = sampled.rays.float()
         self._synchronize()
         timings['sampling'] = time.perf_counter() - mark

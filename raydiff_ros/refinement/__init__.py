@@ -1,2 +1,2 @@
-"""Geometric refinement of estimated cameras: verified SIFT matches and Sampson-error
-bundle adjustment (issue 7)."""
+"""Geometric refinement of estimated cameras: verified SIFT matches, Sampson-error bundle
+adjustment, and Sampson guidance of the ray-diffusion sampler (issue 7; see ``selection``)."""

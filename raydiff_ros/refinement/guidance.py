@@ -15,7 +15,8 @@ summed over the batch, and x0 moves down its gradient: ``x0 - step * grad``.
 ``last_steps`` steps before x0 enters the posterior mean.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+import time
 from typing import Optional
 
 import numpy as np
@@ -76,15 +77,19 @@ class GuidanceConfig:
         robust_scale_px: Cauchy scale c (pixels) of the loss
             ``sum c^2 / 2 log(1 + (r / c)^2)``, normalised by the number of matches.
         last_steps: sampler steps (counted from the end) whose x0 is corrected.
+        iterations: gradient steps on x0 in each corrected sampler step.
     """
 
     step: float = 0.1
     robust_scale_px: float = 2.0
     last_steps: int = 10
+    iterations: int = 1
 
     def __post_init__(self) -> None:
         if self.step <= 0 or self.robust_scale_px <= 0 or self.last_steps < 0:
             raise ValueError('step and robust_scale_px must be positive, last_steps >= 0')
+        if self.iterations < 1:
+            raise ValueError(f'iterations must be >= 1, got {self.iterations}')
 
 
 @dataclass(frozen=True, eq=False)
@@ -103,8 +108,10 @@ class GuidanceProblem:
     crop_params: Optional[torch.Tensor]
     matches: list[PairMatches]
 
-    def correspondences(self, dtype: torch.dtype) -> tuple:
-        """(pair_i (M,), pair_j (M,), x_i (M, 3), x_j (M, 3)) homogeneous pixels."""
+    def correspondences(self, dtype: torch.dtype,
+                        device: Optional[torch.device] = None) -> tuple:
+        """(pair_i (M,), pair_j (M,), x_i (M, 3), x_j (M, 3)) homogeneous pixels on
+        ``device`` (CPU when None)."""
         sizes = [p.num_matches for p in self.matches]
         pair_i = torch.from_numpy(np.repeat([p.i for p in self.matches], sizes).astype(np.int64))
         pair_j = torch.from_numpy(np.repeat([p.j for p in self.matches], sizes).astype(np.int64))
@@ -114,8 +121,9 @@ class GuidanceProblem:
             return torch.cat([stacked, torch.ones(len(stacked), 1, dtype=stacked.dtype)],
                              dim=1).to(dtype)
 
-        return (pair_i, pair_j, homogeneous([p.points_i for p in self.matches]),
-                homogeneous([p.points_j for p in self.matches]))
+        tensors = (pair_i, pair_j, homogeneous([p.points_i for p in self.matches]),
+                   homogeneous([p.points_j for p in self.matches]))
+        return tuple(tensor.to(device) for tensor in tensors)
 
 
 def sampson_loss(x0: torch.Tensor, problem: GuidanceProblem,
@@ -136,9 +144,10 @@ def sampson_loss(x0: torch.Tensor, problem: GuidanceProblem,
     if not problem.matches:
         return x0.sum() * 0.0
     rays = rays_from_spatial(x0)
-    K = problem.K.to(x0.dtype)
-    R, t = differentiable_cameras(rays, K, problem.image_size, problem.crop_params)
-    pair_i, pair_j, x_i, x_j = problem.correspondences(x0.dtype)
+    K = problem.K.to(x0)
+    crop_params = None if problem.crop_params is None else problem.crop_params.to(x0.device)
+    R, t = differentiable_cameras(rays, K, problem.image_size.to(x0.device), crop_params)
+    pair_i, pair_j, x_i, x_j = problem.correspondences(x0.dtype, x0.device)
     K_inv = torch.linalg.inv(K)
     scale = config.robust_scale_px
     total = x0.new_zeros(())
@@ -170,14 +179,28 @@ def guide_x0(x0: torch.Tensor, problem: GuidanceProblem,
     return (x0 - config.step * gradient).detach(), float(loss.detach())
 
 
+@dataclass
+class GuidedSampleResult(SampleResult):
+    """``SampleResult`` of :func:`sample_rays_guided` with what the guidance did.
+
+    Attributes:
+        guidance_seconds: wall time of the guidance steps (loss, gradient, update) alone.
+        losses: Sampson loss (see :func:`sampson_loss`) before each gradient step, in order.
+    """
+
+    guidance_seconds: float = 0.0
+    losses: list[float] = field(default_factory=list)
+
+
 def sample_rays_guided(denoise, features: torch.Tensor, ndc: Optional[torch.Tensor],
                        schedule: NoiseSchedule, problem: GuidanceProblem,
                        config: Optional[GuidanceConfig] = None, *,
                        generator: Optional[torch.Generator] = None,
                        max_images_per_pass: int = OFFICIAL_MAX_IMAGES_PER_PASS
-                       ) -> SampleResult:
+                       ) -> GuidedSampleResult:
     """The ray sampler (as ``diffusion.sample_rays``, down to the schedule's
-    ``return_timestep``) with Sampson guidance of x0 in its last ``config.last_steps`` steps.
+    ``return_timestep``) with Sampson guidance of x0 in its last ``config.last_steps`` steps
+    (``config.iterations`` gradient steps each).
 
     Args:
         denoise, features, ndc, schedule, generator, max_images_per_pass: as for
@@ -186,8 +209,9 @@ def sample_rays_guided(denoise, features: torch.Tensor, ndc: Optional[torch.Tens
         config: guidance settings.
 
     Returns:
-        ``SampleResult`` whose ``rays`` are the guided x0 (B, N, 6, P, P) at
-        ``return_timestep`` (no trajectory is recorded).
+        ``GuidedSampleResult`` whose ``rays`` are the guided x0 (B, N, 6, P, P) at
+        ``return_timestep`` (no trajectory is recorded). The guidance runs in float32 at least
+        and outside any autocast region (mixed-precision sampling keeps exact geometry).
     """
     config = config or GuidanceConfig()
     cfg = schedule.config
@@ -200,6 +224,8 @@ def sample_rays_guided(denoise, features: torch.Tensor, ndc: Optional[torch.Tens
     last_k = timesteps.index(cfg.return_timestep)
     first_guided = last_k + 1 - config.last_steps
     x0 = None
+    guidance_seconds = 0.0
+    losses = []
     for k, t in enumerate(timesteps[:last_k + 1]):
         if t > 0:
             initial_noise(shape, generator)  # keep the RNG in step with sample_rays
@@ -209,7 +235,15 @@ def sample_rays_guided(denoise, features: torch.Tensor, ndc: Optional[torch.Tens
                             max_images_per_pass=max_images_per_pass, generator=generator)
             x0 = normalize_rays(x0, cfg.normalize_directions, cfg.moment_normalization)
         if k >= first_guided:
-            x0, _ = guide_x0(x0, problem, config)
+            start = time.perf_counter()
+            guided = x0.to(torch.promote_types(x0.dtype, torch.float32))
+            with torch.autocast(x0.device.type, enabled=False):
+                for _ in range(config.iterations):
+                    guided, loss = guide_x0(guided, problem, config)
+                    losses.append(loss)
+            x0 = guided.to(x0.dtype)
+            guidance_seconds += time.perf_counter() - start
         w_x0, w_xt = schedule.posterior_coefficients(t, t_prev)
         x_t = torch.clamp(w_x0 * x0 + w_xt * x_t, -cfg.clip_bound, cfg.clip_bound)
-    return SampleResult(rays=x0, x_t=x_t, trajectory={}, num_steps=last_k + 1)
+    return GuidedSampleResult(rays=x0, x_t=x_t, trajectory={}, num_steps=last_k + 1,
+                              guidance_seconds=guidance_seconds, losses=losses)

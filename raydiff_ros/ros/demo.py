@@ -31,6 +31,7 @@ from tf2_msgs.msg import TFMessage
 import yaml
 
 from raydiff_ros.msg import ViewSetEstimate
+from raydiff_ros.refinement.selection import REFINEMENTS
 from raydiff_ros.ros.bag_tools import replay, write_bag
 from raydiff_ros.ros.conversions import pose_to_matrix, transform_stamped, transform_to_matrix
 from raydiff_ros.ros.qos import ESTIMATE_QOS, TF_STATIC_QOS
@@ -54,6 +55,9 @@ FRUSTUM_DEPTH_M = 0.3
 MIN_TRANSLATION_NORM = 1e-12
 #: Estimators that need full-resolution keyframes (the model itself needs 224 px crops).
 STORED_SIDE = ('classical_sift',)
+#: Estimators without a diffusion sampler: ``--refinement guided`` is refused for them.
+GUIDANCE_INCAPABLE = ('classical_sift',)
+EXIT_NO_GUIDANCE = 2
 
 
 def frame(index: int) -> str:
@@ -209,18 +213,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--estimator', default='auto',
                         help='auto, ray_diffusion, classical_sift or python:<module>:<factory>')
     parser.add_argument('--model', default='', help='model folder for ray_diffusion')
-    parser.add_argument('--refinement', default='none', choices=('none', 'bundle'),
-                        help='geometric refinement after the estimator')
+    parser.add_argument('--refinement', default='none', choices=REFINEMENTS,
+                        help='geometric refinement after the estimator: guided (Sampson '
+                        'guidance of the diffusion sampler, ray_diffusion only) or bundle')
     parser.add_argument('--output', type=Path, default=DEMO_DIR)
     parser.add_argument('--timeout', type=float, default=DEFAULT_TIMEOUT_S)
     args = parser.parse_args(argv)
+    estimator = choose_estimator(args.estimator)
+    if args.refinement == 'guided' and estimator in GUIDANCE_INCAPABLE:
+        print(f'demo: error: --refinement guided needs a ray-diffusion model; the estimator is '
+              f'{estimator} (no diffusion sampler): use --refinement bundle', file=sys.stderr)
+        return EXIT_NO_GUIDANCE
     args.output.mkdir(parents=True, exist_ok=True)
     bag = args.output / BAG_NAME
     if not bag.exists():
         print(f'demo: rendering the rig and writing {bag}', flush=True)
         build_demo_bag(bag)
     truth = read_truth(bag)
-    estimator = choose_estimator(args.estimator)
     baseline = float(np.linalg.norm(truth[1][:3, 3]))
     process = start_node(estimator, baseline, args.output, args.model, args.refinement)
     rclpy.init()

@@ -64,6 +64,7 @@ from raydiff_ros.pipeline.keyframes import KeyframeBuffer, KeyframeError
 from raydiff_ros.pipeline.pose_graph import build_pose_graph
 from raydiff_ros.pipeline.scheduler import InferenceScheduler
 from raydiff_ros.pipeline.view_sets import ViewSetBuilder, ViewSetMode
+from raydiff_ros.refinement.selection import RefinementError
 from raydiff_ros.ros import messages
 from raydiff_ros.ros.conversions import pose_to_matrix, transform_stamped
 from raydiff_ros.ros.estimator_plugins import EstimatorLoadError, build_estimator
@@ -148,7 +149,7 @@ class EstimatorNode(LifecycleNode):
                 self.param('estimator'), self.param('model_dir'), self.param('device'),
                 self.param('dtype'), self.param('num_samples'), self.param('seed'),
                 self.param('refinement'))
-        except EstimatorLoadError as error:
+        except (EstimatorLoadError, RefinementError) as error:
             self._load_error = str(error)
             self.get_logger().error(f'configure failed: {error}')
             return TransitionCallbackReturn.FAILURE

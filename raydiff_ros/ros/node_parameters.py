@@ -118,9 +118,12 @@ NODE_PARAMETERS = (
     ParameterSpec(
         'refinement',
         'none',
-        'after the estimator: none, or bundle (SIFT matches + robust Sampson-error bundle '
-        'adjustment with the known intrinsics; then one sample, floor covariances)',
-        choices=('none', 'bundle'),
+        'after the estimator: none; guided (ray_diffusion only: SIFT matches guide the last '
+        'diffusion steps by their Sampson error, with the known intrinsics; plain sampling '
+        'when camera_info or matches are missing); or bundle (SIFT matches + robust '
+        'Sampson-error bundle adjustment with the known intrinsics; then one sample, floor '
+        'covariances)',
+        choices=('none', 'guided', 'bundle'),
         read_only=True,
     ),
     ParameterSpec(

@@ -12,7 +12,7 @@ from raydiff_ros.geometry.metrics import camera_centers, relative_rotation_error
 from raydiff_ros.refinement.bundle import refine_poses
 from raydiff_ros.refinement.matching import MatchingConfig, MatchingError, match_view_set
 from raydiff_ros.refinement.refined_estimator import RefinedEstimator
-from raydiff_ros.refinement.selection import with_refinement
+from raydiff_ros.refinement.selection import RefinementError, with_refinement
 
 START_IMAGES = (0, 15, 30)
 VIEWS_PER_SET = 4
@@ -88,6 +88,8 @@ def test_with_refinement_selects_the_wrapper():
     wrapped = with_refinement(base, 'bundle')
     assert isinstance(wrapped, RefinedEstimator) and wrapped.name == 'random+bundle'
     with pytest.raises(ValueError, match='refine must be one of'):
+        with_refinement(base, 'magic')
+    with pytest.raises(RefinementError, match="'random' has no sampler"):
         with_refinement(base, 'guided')
 
 
@@ -98,7 +100,8 @@ def test_cli_refine_bundle_records_refinement_time(shared_dir, tmp_path, capsys)
     assert 'refinement:' in capsys.readouterr().out
     assert main(arguments) == 0
     assert 'refinement:' not in capsys.readouterr().out
-    assert main(arguments + ['--refine', 'guided']) == 2
+    assert main(arguments + ['--refine', 'guided']) == 2  # the oracle has no sampler
+    assert 'no sampler' in capsys.readouterr().err
 
 
 def test_harness_records_refinement_seconds(temple):

@@ -36,3 +36,11 @@ def test_demo_runs_the_node_and_reports_errors(tmp_path, capsys):
                                np.linalg.norm(first['true_translation_m']), rtol=1e-6)
     assert (tmp_path / 'cameras.png').read_bytes()[:4] == b'\x89PNG'
     assert 'rot err' in capsys.readouterr().out
+
+
+def test_demo_refuses_guided_refinement_without_a_diffusion_model(tmp_path, capsys):
+    status = demo.main(['--estimator', 'classical_sift', '--refinement', 'guided',
+                        '--output', str(tmp_path)])
+    assert status == demo.EXIT_NO_GUIDANCE
+    assert 'needs a ray-diffusion model' in capsys.readouterr().err
+    assert not (tmp_path / demo.BAG_NAME).exists()

@@ -241,6 +241,21 @@ def test_a_model_that_cannot_load_leaves_the_node_alive_and_says_why(tmp_path, r
         stop_node(process)
 
 
+def test_guided_refinement_of_an_estimator_without_sampler_leaves_the_node_alive(tmp_path,
+                                                                                 ros):
+    process = start_node({'estimator': 'classical_sift', 'refinement': 'guided'}, tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        while 'configure failed' not in process.log_path.read_text():
+            assert time.monotonic() < deadline, process.log_path.read_text()
+            time.sleep(0.1)
+        assert "'classical_sift' has no sampler" in process.log_path.read_text()
+        time.sleep(0.5)
+        assert process.poll() is None
+    finally:
+        stop_node(process)
+
+
 def test_missing_camera_info_is_diagnosed_and_intrinsics_are_estimated(run_node):
     _, probe = run_node({'num_cameras': 2, 'mode': 'rig', 'estimator': ORACLE,
                          **BEST_EFFORT}, 2)

@@ -9,6 +9,7 @@ rclpy = pytest.importorskip('rclpy', reason='rclpy is not installed (run: make t
 
 from rclpy.parameter import Parameter  # noqa: E402
 
+from raydiff_ros.refinement.selection import REFINEMENTS  # noqa: E402
 from raydiff_ros.ros.estimator_node import EstimatorNode  # noqa: E402
 from raydiff_ros.ros.node_parameters import ALL_PARAMETERS  # noqa: E402
 
@@ -72,5 +73,25 @@ def test_a_bad_start_up_value_is_refused_naming_the_parameter():
     try:
         with pytest.raises(Exception, match='image_transport'):
             EstimatorNode(parameter_overrides=[Parameter('image_transport', value='jpeg')])
+    finally:
+        rclpy.try_shutdown()
+
+
+def test_refinement_choices_are_the_refinements():
+    spec = next(s for s in ALL_PARAMETERS if s.name == 'refinement')
+    assert set(spec.choices) == set(REFINEMENTS) and 'guided' in spec.choices
+
+
+@pytest.mark.parametrize('value', ['guided', 'bundle'])
+def test_refinement_is_start_up_only(node, value):
+    result = node.set_parameters([Parameter('refinement', value=value)])[0]
+    assert not result.successful and node.get_parameter('refinement').value == 'none'
+
+
+def test_a_bad_refinement_is_refused_naming_it():
+    rclpy.init()
+    try:
+        with pytest.raises(Exception, match='refinement'):
+            EstimatorNode(parameter_overrides=[Parameter('refinement', value='magic')])
     finally:
         rclpy.try_shutdown()
