@@ -50,8 +50,8 @@ FULL_IMAGE_JITTER_SHIFT = (-0.03, 0.03)
 FULL_IMAGE_SCALE = 1.0
 """Un-jittered full-image crop: the longer image side (the inference engine's default)."""
 SHARD_GLOB = 'shard_*.npz'
-PER_VIEW_KEYS = ('images', 'rays', 'ndc', 'crop_params', 'R', 't', 'K', 'image_size',
-                 'crop_boxes')
+PER_VIEW_KEYS = ('images', 'features', 'rays', 'ndc', 'crop_params', 'R', 't', 'K',
+                 'image_size', 'crop_boxes')
 MIN_VIEWS = 2
 
 SampleKey = Union[int, tuple]
@@ -197,16 +197,16 @@ class SyntheticViewSetDataset(Dataset):
         entry = self.entries[index]
         return read_view_set(entry.shard, entry.index)
 
-    def _crop_mode(self, record: ViewSetRecord) -> str:
+    def _crop_mode(self, cameras: 'ViewSetCameras') -> str:
         if self.config.crop_mode != 'auto':
             return self.config.crop_mode
-        return 'bbox' if record.scene_type == 'object' else 'full'
+        return 'bbox' if cameras.scene_type == 'object' else 'full'
 
-    def _crop_box(self, rng: np.random.Generator, record: ViewSetRecord, view: int,
+    def _crop_box(self, rng: np.random.Generator, cameras: 'ViewSetCameras', view: int,
                   mode: str) -> np.ndarray:
-        width, height = record.image_size
+        width, height = cameras.image_size
         if mode == 'bbox':
-            box = record.bboxes[view]
+            box = cameras.bboxes[view]
             scale_range, shift_range = OFFICIAL_JITTER_SCALE, OFFICIAL_JITTER_SHIFT
             fixed_scale = DEMO_CROP_SCALE
         else:
@@ -220,39 +220,58 @@ class SyntheticViewSetDataset(Dataset):
             scale, shift = fixed_scale, np.zeros(2)
         return jittered_crop_box(box, scale, shift)
 
+    def sample_views(self, rng: np.random.Generator, num_views: int) -> np.ndarray:
+        """The views of a sample: a random subset and order, or the first ones."""
+        count = min(self.config.views_per_sample, num_views)
+        if self.config.shuffle_views:
+            return rng.permutation(num_views)[:count]
+        return np.arange(count)
+
     def __getitem__(self, key: SampleKey) -> dict:
-        if isinstance(key, tuple):
-            index, seed = int(key[0]), int(key[1])
-        else:
-            index, seed = int(key), self.config.seed
+        index, seed = self.split_key(key)
         record = self.view_set(index)
         rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
-        count = min(self.config.views_per_sample, record.num_views)
-        if self.config.shuffle_views:
-            views = rng.permutation(record.num_views)[:count]
-        else:
-            views = np.arange(count)
+        views = self.sample_views(rng, record.num_views)
         return self.sample_from_record(record, views, rng, index)
+
+    def split_key(self, key: SampleKey) -> tuple[int, int]:
+        """``(index, seed)`` of a key (an index alone uses the configured seed)."""
+        if isinstance(key, tuple):
+            return int(key[0]), int(key[1])
+        return int(key), self.config.seed
+
+    def crop_boxes(self, cameras: 'ViewSetCameras', views: np.ndarray,
+                   rng: np.random.Generator) -> np.ndarray:
+        """(len(views), 4) int64 pixel crop boxes of the given views."""
+        mode = self._crop_mode(cameras)
+        return np.stack([self._crop_box(rng, cameras, v, mode) for v in views])
 
     def sample_from_record(self, record: ViewSetRecord, views: np.ndarray,
                            rng: np.random.Generator, index: int = -1) -> dict:
         """The training sample of the given views of ``record`` (see the class docstring)."""
+        cameras = ViewSetCameras.from_record(record)
+        boxes = self.crop_boxes(cameras, views, rng)
+        sample = self.sample_geometry(cameras, views, boxes, index)
+        sample['images'] = torch.stack([
+            crop_and_resize(record.images[v], box, self.config.image_size)
+            for v, box in zip(views, boxes, strict=True)]).float()
+        return sample
+
+    def sample_geometry(self, cameras: 'ViewSetCameras', views: np.ndarray, boxes: np.ndarray,
+                        index: int = -1) -> dict:
+        """Everything of a sample except ``images``: rays, NDC grid, crops, cameras."""
         cfg = self.config
-        R, t, _ = normalize_cameras(record.R[views], record.t[views], cfg.first_camera_frame)
-        K = record.K[views]
-        width, height = record.image_size
-        mode = self._crop_mode(record)
-        boxes = np.stack([self._crop_box(rng, record, v, mode) for v in views])
-        images = torch.stack([crop_and_resize(record.images[v], box, cfg.image_size)
-                              for v, box in zip(views, boxes, strict=True)])
+        R, t, _ = normalize_cameras(cameras.R[views], cameras.t[views], cfg.first_camera_frame)
+        K = cameras.K[views]
+        width, height = cameras.image_size
         size = torch.tensor([float(width), float(height)], dtype=torch.float64)
         crop_params = crop_parameters(torch.from_numpy(boxes).double(), size)
-        cameras = Cameras(torch.from_numpy(R), torch.from_numpy(t), torch.from_numpy(K), size)
-        rays = rays_to_spatial(cameras_to_rays(cameras, crop_params, cfg.num_patches))
+        normalized = Cameras(torch.from_numpy(R), torch.from_numpy(t), torch.from_numpy(K),
+                             size)
+        rays = rays_to_spatial(cameras_to_rays(normalized, crop_params, cfg.num_patches))
         ndc = ndc_grid(crop_params, cfg.num_patches).permute(0, 3, 1, 2)
         count = len(views)
         return {
-            'images': images.float(),
             'rays': rays.float(),
             'ndc': ndc.float(),
             'crop_params': crop_params.float(),
@@ -263,6 +282,27 @@ class SyntheticViewSetDataset(Dataset):
             'image_size': size.float().expand(count, 2).clone(),
             'index': index,
         }
+
+
+@dataclass(frozen=True)
+class ViewSetCameras:
+    """The cameras of a view set without its pixels (enough to build sample geometry).
+
+    K (V, 3, 3), R (V, 3, 3), t (V, 3) world-to-camera (OpenCV), bboxes (V, 4) pixel boxes,
+    image_size (W, H), scene_type ``object`` / ``rig``.
+    """
+
+    K: np.ndarray
+    R: np.ndarray
+    t: np.ndarray
+    bboxes: np.ndarray
+    image_size: tuple[int, int]
+    scene_type: str
+
+    @classmethod
+    def from_record(cls, record: ViewSetRecord) -> 'ViewSetCameras':
+        return cls(record.K, record.R, record.t, record.bboxes, record.image_size,
+                   record.scene_type)
 
 
 def split_entries(entries: Sequence[ViewSetEntry], holdout: int,

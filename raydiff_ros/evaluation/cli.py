@@ -148,8 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--plot', action='store_true', help='also write cameras.png')
     parser.add_argument(
         '--refine', choices=REFINEMENTS, default='none',
-        help='refinement after the estimator: none, or bundle (SIFT matches + robust '
-        'Sampson-error bundle adjustment; prints its mean time per view set)',
+        help='refinement: none; guided (Sampson-error guidance of the last diffusion steps '
+        'from SIFT matches; ray_diffusion only); bundle (SIFT matches + robust Sampson-error '
+        'bundle adjustment after any estimator). Prints its mean time per view set',
     )
     parser.add_argument(
         '--unknown-intrinsics', action='store_true',

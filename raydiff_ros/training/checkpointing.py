@@ -25,7 +25,7 @@ from typing import Any, Optional, Union
 
 import torch
 
-from raydiff_ros.model.checkpoint import load_state, save_model
+from raydiff_ros.model.checkpoint import assign_weights, load_state, save_model
 from raydiff_ros.model.network import RayDiffusionModel
 
 PathLike = Union[str, Path]
@@ -124,12 +124,15 @@ def load_checkpoint_weights(model: RayDiffusionModel, checkpoint: PathLike) -> N
     if config != model.config:
         raise TrainingCheckpointError(f'{checkpoint} holds a model with a different '
                                       'configuration than the one being trained')
-    model.load_state_dict(state, strict=True)
+    assign_weights(model, state)
 
 
 def load_backbone_weights(model: RayDiffusionModel, model_dir: PathLike) -> None:
     """Copy the ``backbone.*`` weights of a model folder (e.g. the DINOv2 weights of an imported
     official checkpoint) into ``model``, whose backbone configuration must be the same."""
+    if not model.config.backbone.weights_in_checkpoint:
+        raise TrainingCheckpointError(f'the {model.config.backbone.kind} backbone is loaded from '
+                                      'its package: drop model.backbone_from')
     config, state = load_state(model_dir)
     if config.backbone != model.config.backbone:
         raise TrainingCheckpointError(f'{model_dir} has a different backbone configuration '

@@ -18,7 +18,9 @@ Sections (every key optional except ``output_dir`` and ``data.train``):
     ``train`` (shard files or folders), ``val`` (held-out shards; if empty, the last
     ``holdout_sets`` training view sets are held out), ``views_per_sample`` (views normalised
     together), ``min_views`` / ``max_views`` (N per batch, uniform), ``crop_mode``,
-    ``first_camera_frame``, ``num_workers`` (DataLoader processes).
+    ``first_camera_frame``, ``num_workers`` (DataLoader processes), ``feature_cache`` (a
+    file: train on backbone features computed once per view of fixed, unjittered crops; needs
+    a frozen backbone; see :mod:`.feature_cache`).
 ``optim``
     ``iterations``, ``batch_size``, ``lr``, ``weight_decay``, ``warmup_iterations``,
     ``grad_clip_norm`` (0 = off), ``amp`` (``auto``: bfloat16 autocast on CUDA, off on CPU;
@@ -72,6 +74,7 @@ class DataSection:
     crop_mode: str = 'auto'
     first_camera_frame: str = 'pytorch3d'
     num_workers: int = 0
+    feature_cache: str = ''
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,8 @@ def _validate(cfg: TrainConfig) -> None:
     unknown = sorted(set(cfg.model.overrides) - set(MODEL_SECTIONS))
     _require(not unknown, f'model.overrides has unknown section(s) {unknown}; known: '
              f'{MODEL_SECTIONS}')
+    _require(not (data.feature_cache and cfg.model.train_backbone),
+             'data.feature_cache needs a frozen backbone (model.train_backbone: false)')
     _require(cfg.model.preset != '' or cfg.model.init_from != '',
              'model needs a preset or init_from')
     _require(not (cfg.model.init_from and cfg.model.backbone_from),

@@ -60,6 +60,10 @@ def initialize_backbone(model: RayDiffusionModel) -> None:
 
 
 def initialize_model(model: RayDiffusionModel) -> None:
-    """Initialise a freshly built model for training from scratch (backbone and denoiser)."""
-    initialize_backbone(model)
+    """Initialise a freshly built model for training: the denoiser from scratch; the backbone
+    from scratch (DINOv2 ViT) or with its packaged pretrained weights (EfficientNet-Lite0)."""
+    if model.config.backbone.weights_in_checkpoint:
+        initialize_backbone(model)
+    else:
+        model.backbone.load_pretrained()
     initialize_denoiser(model)

@@ -50,6 +50,7 @@ from raydiff_ros.training.checkpointing import (
 )
 from raydiff_ros.training.config import TrainConfig, save_train_config
 from raydiff_ros.training.curves import append_record, plot_curves, read_records, truncate_records
+from raydiff_ros.training.feature_cache import CachedFeatureDataset
 from raydiff_ros.training.initialization import initialize_model
 from raydiff_ros.training.objectives import ray_loss, sample_timesteps
 from raydiff_ros.training.validation import validate
@@ -80,9 +81,9 @@ def build_model_config(config: TrainConfig) -> RayDiffusionConfig:
 
 def collate_view_sets(samples: list) -> dict:
     """Collate samples, first cutting all to the smallest view count among them."""
-    count = min(int(sample['images'].shape[0]) for sample in samples)
+    count = min(int(sample['rays'].shape[0]) for sample in samples)
     batch = default_collate(samples)
-    return truncate_views(batch, count) if count < batch['images'].shape[1] else batch
+    return truncate_views(batch, count) if count < batch['rays'].shape[1] else batch
 
 
 class BatchKeys(torch.utils.data.Sampler):
@@ -140,6 +141,9 @@ class Trainer:
         self.device = resolve_device(config.device)
         self.amp_dtype, use_scaler = self._amp_settings()
         self.model_config = build_model_config(config)
+        if config.model.train_backbone and not self.model_config.backbone.weights_in_checkpoint:
+            raise TrainingError(f'the {self.model_config.backbone.kind} backbone is pretrained '
+                                'and not stored in checkpoints: set model.train_backbone: false')
         self.regression = self.model_config.diffusion.regression
         self._setup_data()
         checkpoint = latest_checkpoint(self.output_dir)
@@ -153,6 +157,10 @@ class Trainer:
                 self._initialise_weights()
         self.model.to(self.device)
         self._freeze_backbone(not config.model.train_backbone)
+        if config.data.feature_cache:
+            self.train_set = CachedFeatureDataset(self.train_set, self.model,
+                                                  Path(config.data.feature_cache), self.device,
+                                                  self.log)
         parameters = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(parameters, lr=config.optim.lr,
                                            weight_decay=config.optim.weight_decay)
@@ -240,10 +248,12 @@ class Trainer:
 
     def loss_on_batch(self, batch: dict, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """The training loss of a (truncated) batch with given timesteps and noise."""
-        images = batch['images'].to(self.device)
         rays = batch['rays'].to(self.device)
         ndc = batch['ndc'].to(self.device)
-        features = self.features(images)
+        if 'features' in batch:  # precomputed by the feature cache
+            features = batch['features'].to(self.device)
+        else:
+            features = self.features(batch['images'].to(self.device))
         with self._autocast():
             return ray_loss(self.model, features, rays, ndc, t.to(self.device),
                             noise.to(self.device), self.regression)
@@ -321,7 +331,7 @@ class Trainer:
         checkpoint = None
         for batch in self._loader(self.iteration, total):
             batch = truncate_views(batch, min(num_views_for(cfg, self.iteration),
-                                              batch['images'].shape[1]))
+                                              batch['rays'].shape[1]))
             last_loss = self.train_step(batch, self.iteration)
             losses.append(last_loss)
             self.iteration += 1
