@@ -226,34 +226,33 @@ def test_non_finite_estimates_are_rejected(run_node):
     assert probe.diagnostics_values()['_level'] >= 1
 
 
-def test_a_model_that_cannot_load_leaves_the_node_alive_and_says_why(tmp_path, ros):
-    process = start_node({'estimator': 'python:node_scenarios:make_failing_estimator'},
-                         tmp_path)
+def assert_configure_fails_and_node_lives(parameters: dict, tmp_path, reason: str) -> None:
+    """Start the node with ``parameters``: configure must fail saying ``reason``, and the
+    process must stay alive."""
+    process = start_node(parameters, tmp_path)
     try:
         deadline = time.monotonic() + 60
         while 'configure failed' not in process.log_path.read_text():
             assert time.monotonic() < deadline, process.log_path.read_text()
             time.sleep(0.1)
-        assert 'no model here' in process.log_path.read_text()
+        assert reason in process.log_path.read_text()
         time.sleep(0.5)
         assert process.poll() is None
     finally:
         stop_node(process)
+
+
+def test_a_model_that_cannot_load_leaves_the_node_alive_and_says_why(tmp_path, ros):
+    assert_configure_fails_and_node_lives(
+        {'estimator': 'python:node_scenarios:make_failing_estimator'}, tmp_path,
+        'no model here')
 
 
 def test_guided_refinement_of_an_estimator_without_sampler_leaves_the_node_alive(tmp_path,
                                                                                  ros):
-    process = start_node({'estimator': 'classical_sift', 'refinement': 'guided'}, tmp_path)
-    try:
-        deadline = time.monotonic() + 60
-        while 'configure failed' not in process.log_path.read_text():
-            assert time.monotonic() < deadline, process.log_path.read_text()
-            time.sleep(0.1)
-        assert "'classical_sift' has no sampler" in process.log_path.read_text()
-        time.sleep(0.5)
-        assert process.poll() is None
-    finally:
-        stop_node(process)
+    assert_configure_fails_and_node_lives(
+        {'estimator': 'classical_sift', 'refinement': 'guided'}, tmp_path,
+        "'classical_sift' has no sampler")
 
 
 def test_missing_camera_info_is_diagnosed_and_intrinsics_are_estimated(run_node):
