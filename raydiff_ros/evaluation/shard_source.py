@@ -111,6 +111,9 @@ class ShardScene(MultiViewDataset):
     shard_path: Optional[Path] = None
     index_in_shard: int = 0
     scene_type: str = ''
+    object_boxes: Optional[np.ndarray] = None
+    """(M, 4) pixel boxes ``[x0, y0, x1, y1]`` of the object of an object-centric set (what
+    the models crop to, as in training and in RayDiffusion's CO3D protocol); None for rigs."""
 
     def load_image(self, index: int) -> np.ndarray:
         """View ``index`` as (H, W, 3) uint8 RGB, read from the shard."""
@@ -135,6 +138,7 @@ def load_shard_scene(entry: ShardSetEntry) -> ShardScene:
         shard_path=entry.shard_path,
         index_in_shard=entry.index_in_shard,
         scene_type=record.scene_type,
+        object_boxes=record.bboxes.copy() if record.scene_type == 'object' else None,
     )
 
 

@@ -62,6 +62,13 @@ class ViewSet:
         return self.dataset.K[list(self.indices)].copy()
 
     @property
+    def object_boxes(self) -> Optional[np.ndarray]:
+        """(N, 4) object boxes ``[x0, y0, x1, y1]`` in pixels when the dataset has them (the
+        object-centric synthetic sets), else None. Estimators may crop to them."""
+        boxes = getattr(self.dataset, 'object_boxes', None)
+        return None if boxes is None else np.asarray(boxes)[list(self.indices)].copy()
+
+    @property
     def image_sizes(self) -> np.ndarray:
         """(N, 2) int (width, height) of the images."""
         return self.dataset.image_sizes[list(self.indices)].copy()

@@ -55,10 +55,17 @@ class RayDiffusionEstimator(ImagePoseEstimator):
         self.engine = engine
 
     def estimate_result(self, images: list[np.ndarray], K: Optional[np.ndarray],
-                        sampler: Optional[RaySampler] = None) -> PoseEstimationResult:
+                        sampler: Optional[RaySampler] = None,
+                        bboxes: Optional[np.ndarray] = None) -> PoseEstimationResult:
         """The engine's result for N (H, W, 3) uint8 images and optional (N, 3, 3) K, drawn
-        with ``sampler`` (default: the model's own)."""
-        return self.engine.estimate(list(images), K, sampler=sampler)
+        with ``sampler`` (default: the model's own); optional (N, 4) object boxes to crop to
+        (default: the whole images)."""
+        return self.engine.estimate(list(images), K, bboxes=bboxes, sampler=sampler)
+
+    def estimate(self, view_set) -> PoseEstimate:
+        """Harness entry: crops to the view set's object boxes when it has them."""
+        return pose_estimate(self.estimate_result(view_set.images(), view_set.K,
+                                                  bboxes=view_set.object_boxes))
 
     def estimate_from_images(self, images, K: Optional[np.ndarray]) -> PoseEstimate:
         return pose_estimate(self.estimate_result(images, K))

@@ -46,7 +46,8 @@ def ring_view_set(look_at_cameras, scene_type: str, num_views: int, radius: floa
         K=np.repeat(K[None], num_views, axis=0),
         R=R,
         t=t,
-        bboxes=np.tile([0.0, 0.0, IMAGE_WIDTH, IMAGE_HEIGHT], (num_views, 1)),
+        bboxes=np.array([[float(v), 0.0, IMAGE_WIDTH, IMAGE_HEIGHT]  # x0 = view index
+                         for v in range(num_views)]),
         metadata={'scene_type': scene_type, 'set_index': set_index},
     )
 
@@ -247,3 +248,22 @@ def test_shard_options_are_refused_for_a_single_scene_dataset(tmp_path, synth, c
     assert main([str(tmp_path / 'data'), '--estimator', 'random', '--scene-type', 'rig',
                  '--output', str(tmp_path / 'out')]) == 2
     assert 'is not a shard folder' in capsys.readouterr().err
+
+
+def test_object_sets_expose_their_object_boxes_in_view_order(shards):
+    """Object-centric sets hand their boxes to estimators (in the view set's order); rig sets
+    have none, so estimators crop the whole image as in training."""
+    source = ShardViewSetSource(shards)
+    seen = set()
+    for view_set in source.draw(3, None, 0, True):
+        scene_type = view_set.dataset.scene_type
+        seen.add(scene_type)
+        boxes = view_set.object_boxes
+        if scene_type == 'rig':
+            assert boxes is None
+            continue
+        stored = shard_source._read_set(view_set.dataset.shard_path,
+                                        view_set.dataset.index_in_shard).bboxes
+        np.testing.assert_array_equal(boxes, stored[list(view_set.indices)])
+        np.testing.assert_array_equal(boxes[:, 0], view_set.indices)
+    assert seen == {'object', 'rig'}
