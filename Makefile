@@ -84,8 +84,10 @@ $(STAMPS)/editable: $(STAMPS)/interfaces $(STAMPS)/tf2_msgs $(STAMPS)/pose_graph
 	@touch $@
 
 # The rig demo: a bag of a 4-camera scene replayed through the running estimator node.
+# DEMO_ARGS passes options, e.g. DEMO_ARGS="--estimator classical_sift --refinement bundle".
+DEMO_ARGS ?=
 demo: venv
-	$(PY) -m raydiff_ros.ros.demo --output demo_output
+	$(PY) -m raydiff_ros.ros.demo --output demo_output $(DEMO_ARGS)
 
 # The middleware round trip only (PoseGraph + /tf_static between two processes).
 demo-roundtrip: venv

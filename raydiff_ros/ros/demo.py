@@ -119,6 +119,12 @@ def read_truth(bag: Path) -> dict[int, np.ndarray]:
     raise RuntimeError(f'{bag} has no /ground_truth/tf_static')
 
 
+SHIPPED_MODEL_NOTE = (
+    'note: the shipped default model is a small baseline trained for about an hour on a 2-core '
+    'CPU (models/README.md: accuracy and limits); compare with --estimator classical_sift, or '
+    'pass a better model with --model')
+
+
 def choose_estimator(name: str) -> str:
     if name != 'auto':
         return name
@@ -288,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     plot(truth, estimate, args.output / 'cameras.png',
          f'raydiff_ros demo: true (green) vs estimated (red) rig, {estimator}')
     print(f'\nwrote {args.output / "summary.json"} and {args.output / "cameras.png"}')
+    if estimator == 'ray_diffusion' and not args.model:
+        print(SHIPPED_MODEL_NOTE)
     return 0
 
 
