@@ -35,6 +35,7 @@ from raydiff_ros.model.network import RayDiffusionModel
 CACHE_DTYPE = torch.float16
 IMAGES_PER_BATCH = 64
 CAMERA_ARRAYS = ('K', 'R', 't', 'bboxes')
+CACHE_ENTRIES = {'key', 'features', 'cameras'}
 
 
 class FeatureCacheError(RuntimeError):
@@ -93,7 +94,7 @@ class CachedFeatureDataset(Dataset):
         except Exception as error:  # torch raises many types for corrupt files
             self.log(f'feature cache {path} unreadable ({error}); rebuilding')
             return None
-        if not isinstance(data, dict) or data.get('key') != key:
+        if not isinstance(data, dict) or data.get('key') != key or not CACHE_ENTRIES <= set(data):
             self.log(f'feature cache {path} is for other data or another backbone; rebuilding')
             return None
         stored = data['cameras']

