@@ -45,6 +45,20 @@ run() {  # run NAME DATASET ESTIMATOR [raydiff-eval options...]
     --output "$target" > "$target.log" 2>&1 || { echo "FAILED: see $target.log"; return 1; }
 }
 
+write_table() {  # write_table DATASET TABLE_NAME RESULT_NAME... (the results that exist)
+  local dataset=$1 table=$2
+  shift 2
+  local files=() labels=() name
+  for name in "$@"; do
+    [[ -f "$OUT/$dataset/$name/results.json" ]] || continue
+    files+=("$OUT/$dataset/$name/results.json"); labels+=("$name")
+  done
+  if [[ ${#files[@]} -gt 0 ]]; then
+    "$BIN/python" -m raydiff_ros.evaluation.compare "${files[@]}" --labels "${labels[@]}" \
+      --out "$OUT/$dataset/$table.md" > /dev/null
+  fi
+}
+
 mkdir -p "$OUT"/{synthetic,synthetic_rig,temple_ring,nerf_lego}
 for group in $GROUPS_TO_RUN; do
   case $group in
@@ -76,22 +90,11 @@ for group in $GROUPS_TO_RUN; do
       ;;
     tables)
       for dataset in synthetic temple_ring nerf_lego; do
-        files=() labels=()
-        for name in diffusion regression classical random; do
-          [[ -f "$OUT/$dataset/$name/results.json" ]] || continue
-          files+=("$OUT/$dataset/$name/results.json"); labels+=("$name")
-        done
-        [[ ${#files[@]} -gt 0 ]] && "$BIN/python" -m raydiff_ros.evaluation.compare \
-          "${files[@]}" --labels "${labels[@]}" --out "$OUT/$dataset/models_table.md"
+        write_table "$dataset" models_table diffusion regression classical random
       done
       for dataset in synthetic_rig temple_ring nerf_lego; do
-        files=() labels=()
-        for name in diffusion diffusion_guided diffusion_bundle classical classical_bundle; do
-          [[ -f "$OUT/$dataset/$name/results.json" ]] || continue
-          files+=("$OUT/$dataset/$name/results.json"); labels+=("$name")
-        done
-        [[ ${#files[@]} -gt 0 ]] && "$BIN/python" -m raydiff_ros.evaluation.compare \
-          "${files[@]}" --labels "${labels[@]}" --out "$OUT/$dataset/refinement_table.md"
+        write_table "$dataset" refinement_table diffusion diffusion_guided diffusion_bundle \
+          classical classical_bundle
       done
       ;;
     *) echo "unknown group $group" >&2; exit 2 ;;
