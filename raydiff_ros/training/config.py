@@ -23,6 +23,8 @@ Sections (every key optional except ``output_dir`` and ``data.train``):
     a frozen backbone; see :mod:`.feature_cache`).
 ``optim``
     ``iterations``, ``batch_size``, ``lr``, ``weight_decay``, ``warmup_iterations``,
+    ``schedule`` (after the linear warm-up: ``constant`` at ``lr``, or ``cosine`` from ``lr``
+    down to ``lr * final_lr_fraction`` at the last iteration), ``final_lr_fraction``,
     ``grad_clip_norm`` (0 = off), ``amp`` (``auto``: bfloat16 autocast on CUDA, off on CPU;
     ``off``, ``bf16``, ``fp16`` (with loss scaling)).
 ``validation``
@@ -47,6 +49,7 @@ from raydiff_ros.data.normalization import FIRST_CAMERA_FRAMES
 
 VARIANTS = ('diffusion', 'regression')
 AMP_MODES = ('auto', 'off', 'bf16', 'fp16')
+LR_SCHEDULES = ('constant', 'cosine')
 MODEL_SECTIONS = ('backbone', 'denoiser', 'diffusion')
 
 
@@ -84,6 +87,8 @@ class OptimSection:
     lr: float = 1e-4
     weight_decay: float = 0.0
     warmup_iterations: int = 0
+    schedule: str = 'constant'
+    final_lr_fraction: float = 0.0
     grad_clip_norm: float = 0.0
     amp: str = 'auto'
 
@@ -151,6 +156,10 @@ def _validate(cfg: TrainConfig) -> None:
              'optim.iterations and optim.batch_size must be positive')
     _require(optim.lr > 0 and optim.weight_decay >= 0 and optim.warmup_iterations >= 0
              and optim.grad_clip_norm >= 0, 'optim: lr > 0, other values >= 0')
+    _require(optim.schedule in LR_SCHEDULES,
+             f'optim.schedule must be one of {LR_SCHEDULES}, got {optim.schedule!r}')
+    _require(0.0 <= optim.final_lr_fraction <= 1.0,
+             'optim.final_lr_fraction must be in [0, 1]')
     _require(optim.amp in AMP_MODES, f'optim.amp must be one of {AMP_MODES}')
     _require(val.interval >= 1 and val.num_sets >= 0 and val.num_samples >= 1,
              'validation.interval and num_samples must be positive, num_sets >= 0')

@@ -20,6 +20,7 @@ redrawn; every ``checkpoint_interval`` and at the end, a checkpoint is saved
 """
 
 from dataclasses import dataclass, replace
+import math
 from pathlib import Path
 import time
 from typing import Callable, Optional
@@ -48,7 +49,7 @@ from raydiff_ros.training.checkpointing import (
     load_training_state,
     save_checkpoint,
 )
-from raydiff_ros.training.config import TrainConfig, save_train_config
+from raydiff_ros.training.config import OptimSection, TrainConfig, save_train_config
 from raydiff_ros.training.curves import append_record, plot_curves, read_records, truncate_records
 from raydiff_ros.training.feature_cache import CachedFeatureDataset
 from raydiff_ros.training.initialization import initialize_model
@@ -63,6 +64,22 @@ CONFIG_FILE = 'train_config.yaml'
 METRICS_FILE = 'metrics.jsonl'
 CURVES_FILE = 'curves.png'
 
+
+def lr_factor(optim: OptimSection, step: int) -> float:
+    """Learning-rate multiplier of ``optim.lr`` after ``step`` optimiser steps (0-based).
+
+    Linear warm-up over ``warmup_iterations``, then ``constant`` (1) or ``cosine`` (from 1 at
+    the end of the warm-up to ``final_lr_fraction`` at iteration ``iterations``).
+    """
+    warmup = optim.warmup_iterations
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    if optim.schedule == 'constant':
+        return 1.0
+    span = max(1, optim.iterations - warmup)
+    progress = min(1.0, (step - warmup) / span)
+    final = optim.final_lr_fraction
+    return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 class TrainingError(RuntimeError):
     """Training cannot start or continue (bad setup, existing output, non-finite loss)."""
@@ -164,9 +181,8 @@ class Trainer:
         parameters = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(parameters, lr=config.optim.lr,
                                            weight_decay=config.optim.weight_decay)
-        warmup = config.optim.warmup_iterations
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0)
+            self.optimizer, lambda step: lr_factor(config.optim, step))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
         self.iteration = 0
         if checkpoint is not None:

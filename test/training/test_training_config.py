@@ -6,12 +6,13 @@ from raydiff_ros.model.checkpoint import save_model
 from raydiff_ros.model.config import BackboneConfig, DenoiserConfig, RayDiffusionConfig
 from raydiff_ros.model.network import RayDiffusionModel
 from raydiff_ros.training.config import (
+    OptimSection,
     TrainConfigError,
     config_from_dict,
     load_train_config,
     save_train_config,
 )
-from raydiff_ros.training.trainer import build_model_config
+from raydiff_ros.training.trainer import build_model_config, lr_factor
 
 
 def test_repository_tiny_config_parses(repo_config_dir):
@@ -48,6 +49,8 @@ def test_round_trip_through_yaml(tiny_train_dict, tmp_path):
     ({'data': {'train': []}}, 'data.train'),
     ({'output_dir': ''}, 'output_dir'),
     ({'model': {'init_from': 'a', 'backbone_from': 'b'}}, 'drop model.backbone_from'),
+    ({'optim': {'schedule': 'step'}}, 'optim.schedule'),
+    ({'optim': {'final_lr_fraction': 1.5}}, 'final_lr_fraction'),
 ])
 def test_bad_values_name_the_key(tiny_train_dict, change, message):
     with pytest.raises(TrainConfigError, match=message):
@@ -78,3 +81,22 @@ def test_variant_and_init_from_shape_the_model_config(tiny_train_dict, tmp_path)
     # the imported folder's config is the base; overrides and the variant apply on top
     assert config.backbone == imported.backbone and config.denoiser == imported.denoiser
     assert config.diffusion.sampling_stride == 10 and not config.diffusion.regression
+
+
+def test_constant_schedule_is_flat_after_the_warm_up():
+    optim = OptimSection(iterations=100, warmup_iterations=10, schedule='constant')
+    assert lr_factor(optim, 0) == pytest.approx(0.1)
+    assert lr_factor(optim, 9) == pytest.approx(1.0)
+    assert lr_factor(optim, 50) == lr_factor(optim, 99) == 1.0
+
+
+def test_cosine_schedule_falls_from_one_to_the_final_fraction():
+    optim = OptimSection(iterations=110, warmup_iterations=10, schedule='cosine',
+                         final_lr_fraction=0.1)
+    assert lr_factor(optim, 4) == pytest.approx(0.5)          # still warming up
+    assert lr_factor(optim, 10) == pytest.approx(1.0)         # cosine starts at 1
+    assert lr_factor(optim, 60) == pytest.approx(0.55)        # half way: (1 + 0.1) / 2
+    assert lr_factor(optim, 110) == pytest.approx(0.1)        # the end
+    assert lr_factor(optim, 500) == pytest.approx(0.1)        # past the end: stays there
+    values = [lr_factor(optim, step) for step in range(10, 111)]
+    assert all(a >= b for a, b in zip(values[:-1], values[1:], strict=True))
