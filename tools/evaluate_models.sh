@@ -19,14 +19,16 @@ GROUPS_TO_RUN=${*:-baselines diffusion regression refinements tables}
 BIN=${BIN:-.venv/bin}
 SHARED=${RAYDIFF_SHARED_DIR:-../shared}
 SYNTH=${SYNTH:-build/synthetic/test}
-SYNTH_SETS=${SYNTH_SETS:-60}       # view sets per N on the synthetic test shards
+SYNTH_SETS=${SYNTH_SETS:-all}      # view sets per N on the synthetic test shards (all: 140)
 REAL_SETS=${REAL_SETS:-20}         # view sets per N on each real scene
 DIFFUSION=${DIFFUSION:-models/default}
 REGRESSION=${REGRESSION:-models/default_regression}
 
+SYNTH_OPTS=""
+[[ $SYNTH_SETS == all ]] || SYNTH_OPTS="--sets-per-n $SYNTH_SETS"
 declare -A DATASETS=(
-  [synthetic]="$SYNTH --sets-per-n $SYNTH_SETS"
-  [synthetic_rig]="$SYNTH --sets-per-n $SYNTH_SETS --scene-type rig"
+  [synthetic]="$SYNTH $SYNTH_OPTS"
+  [synthetic_rig]="$SYNTH $SYNTH_OPTS --scene-type rig"
   [temple_ring]="$SHARED/data/temple_ring/templeR_par.txt --sets-per-n $REAL_SETS"
   [nerf_lego]="$SHARED/data/nerf_lego/transforms.json --sets-per-n $REAL_SETS"
 )

@@ -1,5 +1,7 @@
 """The training configuration: YAML parsing, validation messages, model config building."""
 
+from pathlib import Path
+
 import pytest
 
 from raydiff_ros.model.checkpoint import save_model
@@ -14,6 +16,8 @@ from raydiff_ros.training.config import (
 )
 from raydiff_ros.training.trainer import build_model_config, lr_factor
 
+REPO_TRAIN_CONFIGS = Path(__file__).resolve().parents[2] / 'config' / 'train'
+
 
 def test_repository_tiny_config_parses(repo_config_dir):
     config = load_train_config(repo_config_dir / 'tiny_cpu.yaml')
@@ -24,7 +28,7 @@ def test_repository_tiny_config_parses(repo_config_dir):
     assert not model.diffusion.regression
 
 
-@pytest.mark.parametrize('name', ['tiny_cpu.yaml', 'small_gpu.yaml', 'finetune_official.yaml'])
+@pytest.mark.parametrize('name', sorted(p.name for p in REPO_TRAIN_CONFIGS.glob('*.yaml')))
 def test_every_repository_config_parses(repo_config_dir, name):
     config = load_train_config(repo_config_dir / name)
     assert config.data.train and config.output_dir.startswith('build/')
