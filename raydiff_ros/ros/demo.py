@@ -120,7 +120,7 @@ def read_truth(bag: Path) -> dict[int, np.ndarray]:
 
 
 SHIPPED_MODEL_NOTE = (
-    'note: the shipped default model is a small baseline trained for about an hour on a 2-core '
+    'note: the shipped default model is a small baseline trained for 1.6 hours on a 2-core '
     'CPU (models/README.md: accuracy and limits); compare with --estimator classical_sift, or '
     'pass a better model with --model')
 
