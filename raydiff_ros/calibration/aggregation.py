@@ -35,14 +35,14 @@ from typing import Optional
 import numpy as np
 
 from raydiff_ros.calibration.robust_mean import geometric_median, l1_mean_rotation
-from raydiff_ros.pipeline.estimates import ViewSetEstimate
-from raydiff_ros.pipeline.poses import (
+from raydiff_ros.geometry.transforms import (
     PoseError,
     check_transforms,
     make_transforms,
     rotation_angle,
     rotation_log,
 )
+from raydiff_ros.pipeline.estimates import ViewSetEstimate
 from raydiff_ros.pipeline.view_sets import ViewSetMode
 
 MIN_CAMERAS = 2

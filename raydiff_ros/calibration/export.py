@@ -17,7 +17,7 @@ from scipy.spatial.transform import Rotation
 import yaml
 
 from raydiff_ros.calibration.aggregation import CalibrationError, RigCalibration
-from raydiff_ros.pipeline.poses import make_transforms
+from raydiff_ros.geometry.transforms import make_transforms
 
 PathLike = Union[str, Path]
 

@@ -10,7 +10,7 @@ from typing import Optional
 
 import numpy as np
 
-from raydiff_ros.pipeline.poses import chordal_mean_rotation, rotation_log
+from raydiff_ros.geometry.transforms import chordal_mean_rotation, rotation_exp, rotation_log
 
 WEISZFELD_ITERATIONS = 30
 """Most Weiszfeld steps per mean."""
@@ -20,43 +20,6 @@ WEISZFELD_TOLERANCE = 1e-9
 
 RESIDUAL_FLOOR = 1e-9
 """Residuals below this are clamped, so that a sample at the estimate has a finite weight."""
-
-NEAR_PI = np.pi - 1e-3
-"""Rotation angles above this take the (slower) general logarithm of scipy."""
-
-SMALL_ANGLE = 1e-8
-"""Below this angle (radians) the log and exp use their first-order forms."""
-
-
-def _log(R: np.ndarray) -> np.ndarray:
-    """Rotation vectors (M, 3) of rotations (M, 3, 3), closed form away from pi."""
-    cos_angle = np.clip((np.trace(R, axis1=1, axis2=2) - 1.0) / 2.0, -1.0, 1.0)
-    angle = np.arccos(cos_angle)
-    if np.any(angle > NEAR_PI):
-        return rotation_log(R)
-    axis_scaled = np.stack(
-        (R[:, 2, 1] - R[:, 1, 2], R[:, 0, 2] - R[:, 2, 0], R[:, 1, 0] - R[:, 0, 1]), axis=-1
-    )
-    sin_angle = np.sin(angle)
-    factor = np.where(
-        angle < SMALL_ANGLE, 0.5, angle / (2.0 * np.maximum(sin_angle, SMALL_ANGLE))
-    )
-    return factor[:, None] * axis_scaled
-
-
-def _exp(rotvec: np.ndarray) -> np.ndarray:
-    """Rotation (3, 3) of one rotation vector (3,) (Rodrigues)."""
-    angle = float(np.linalg.norm(rotvec))
-    skew = np.array(
-        [[0.0, -rotvec[2], rotvec[1]], [rotvec[2], 0.0, -rotvec[0]], [-rotvec[1], rotvec[0], 0.0]]
-    )
-    if angle < SMALL_ANGLE:
-        return np.eye(3) + skew
-    return (
-        np.eye(3)
-        + np.sin(angle) / angle * skew
-        + (1.0 - np.cos(angle)) / angle**2 * skew @ skew
-    )
 
 
 def _check_weights(weights: np.ndarray, count: int) -> np.ndarray:
@@ -83,11 +46,11 @@ def l1_mean_rotation(
     rotations, weights = rotations[used], weights[used]
     mean = chordal_mean_rotation(rotations) if initial is None else initial
     for _ in range(WEISZFELD_ITERATIONS):
-        residuals = _log(mean.T @ rotations)
+        residuals = rotation_log(mean.T @ rotations)
         norms = np.maximum(np.linalg.norm(residuals, axis=-1), RESIDUAL_FLOOR)
         step_weights = weights / norms
         step = (step_weights[:, None] * residuals).sum(axis=0) / step_weights.sum()
-        mean = mean @ _exp(step)
+        mean = mean @ rotation_exp(step)
         if np.linalg.norm(step) < WEISZFELD_TOLERANCE:
             break
     return mean

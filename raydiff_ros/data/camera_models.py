@@ -19,6 +19,8 @@ pybullet takes OpenGL matrices, column-major, as flat lists of 16 numbers:
 
 import numpy as np
 
+from raydiff_ros.geometry.transforms import axis_angle_rotations
+
 OPENGL_FROM_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
 """Axis flip between OpenCV and OpenGL camera frames (its own inverse)."""
 
@@ -27,15 +29,6 @@ WORLD_UP = np.array([0.0, 0.0, 1.0])
 
 MIN_FORWARD_UP_SINE = 1e-6
 """Below this |forward x up|, a look-at rotation is undefined (looking straight up/down)."""
-
-
-def rotation_about_axis(axis: np.ndarray, angle_rad: float) -> np.ndarray:
-    """Rotation matrix (3, 3) by ``angle_rad`` about ``axis`` (3,) (right-hand rule)."""
-    axis = np.asarray(axis, dtype=np.float64)
-    axis = axis / np.linalg.norm(axis)
-    x, y, z = axis
-    cross = np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
-    return np.eye(3) + np.sin(angle_rad) * cross + (1 - np.cos(angle_rad)) * cross @ cross
 
 
 def look_at_rotation(
@@ -55,7 +48,7 @@ def look_at_rotation(
     right /= np.linalg.norm(right)
     down = np.cross(forward, right)
     R = np.stack([right, down, forward])
-    return rotation_about_axis(np.array([0.0, 0.0, 1.0]), -roll_rad) @ R
+    return axis_angle_rotations(np.array([0.0, 0.0, 1.0]), -roll_rad) @ R
 
 
 def intrinsics_from_vertical_fov(

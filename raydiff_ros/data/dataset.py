@@ -9,7 +9,7 @@ For one view set (``SyntheticViewSetDataset[key]``):
    scenes (``crop_mode``), jittered like the official loader (square bbox around its centre,
    side x U(1.1, 1.2), centre shifted by U(-0.07, 0.07) x side, both corners rounded);
 4. crop (black outside the image), resize to ``image_size`` (antialiased bilinear) and scale to
-   [-1, 1] (:func:`raydiff_ros.inference.preprocess.crop_and_resize`, the inference path);
+   [-1, 1] (:func:`raydiff_ros.model.image_input.crop_and_resize`, as at inference);
 5. crop parameters by the training formula, the NDC patch grid, and the target rays
    ``cameras_to_rays`` of the normalised cameras through the crop's patch centres.
 
@@ -36,7 +36,7 @@ from raydiff_ros.data.shards import ShardError, ViewSetRecord, read_shard_metada
 from raydiff_ros.geometry.camera import Cameras
 from raydiff_ros.geometry.crop import DEMO_CROP_SCALE, crop_parameters, ndc_grid
 from raydiff_ros.geometry.rays import cameras_to_rays, rays_to_spatial
-from raydiff_ros.inference.preprocess import crop_and_resize
+from raydiff_ros.model.image_input import crop_and_resize
 
 PathLike = Union[str, Path]
 

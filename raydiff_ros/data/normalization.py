@@ -31,6 +31,7 @@ import torch
 from raydiff_ros.geometry.checks import DegenerateGeometryError
 from raydiff_ros.geometry.conventions import PYTORCH3D_FROM_OPENCV_AXES
 from raydiff_ros.geometry.rays import intersect_rays, plucker_rays
+from raydiff_ros.geometry.transforms import camera_centers
 
 FIRST_CAMERA_FRAMES = ('pytorch3d', 'opencv')
 MIN_FIRST_CAMERA_DISTANCE = 1e-9
@@ -76,11 +77,6 @@ def first_camera_rotation(first_camera_frame: str) -> np.ndarray:
         return np.eye(3)
     raise NormalizationError(f'first_camera_frame must be one of {FIRST_CAMERA_FRAMES}, got '
                              f'{first_camera_frame!r}')
-
-
-def camera_centers(R: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Centres (N, 3) ``C = -R^T t`` of cameras ``R`` (N, 3, 3), ``t`` (N, 3)."""
-    return -np.einsum('nji,nj->ni', R, t)
 
 
 def optical_axes_intersection(R: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, bool]:

@@ -34,9 +34,9 @@ from raydiff_ros.data.camera_models import (
     WORLD_UP,
     intrinsics_from_vertical_fov,
     look_at_rotation,
-    rotation_about_axis,
 )
 from raydiff_ros.data.textures import TEXTURE_KINDS
+from raydiff_ros.geometry.transforms import axis_angle_rotations
 
 SCENE_TYPES = ('object', 'rig')
 WHITE = (1.0, 1.0, 1.0, 1.0)
@@ -354,10 +354,10 @@ def sample_orientation(rng: np.random.Generator, appearance: AppearanceConfig) -
         up = AXIS_UPS[int(rng.integers(len(AXIS_UPS)))]
         axis = np.cross(up, WORLD_UP)
         if np.linalg.norm(axis) == 0:  # up is +z or -z
-            tilt = np.eye(3) if up[2] > 0 else rotation_about_axis(np.array([1.0, 0, 0]), np.pi)
+            tilt = np.eye(3) if up[2] > 0 else axis_angle_rotations(np.array([1.0, 0, 0]), np.pi)
         else:
-            tilt = rotation_about_axis(axis, np.arccos(np.clip(up[2], -1, 1)))
-    yaw = rotation_about_axis(WORLD_UP, rng.uniform(0, 2 * np.pi))
+            tilt = axis_angle_rotations(axis, np.arccos(np.clip(up[2], -1, 1)))
+    yaw = axis_angle_rotations(WORLD_UP, rng.uniform(0, 2 * np.pi))
     return yaw @ tilt
 
 

@@ -20,13 +20,14 @@ import sys
 from typing import Optional, Sequence
 
 from raydiff_ros.cli_args import parse_arguments
-from raydiff_ros.evaluation.datasets import DEFAULT_BACKGROUND_RGB, DatasetError, load_dataset
-from raydiff_ros.evaluation.estimators import (
-    DEFAULT_SEED,
+from raydiff_ros.estimation import (
+    REFINEMENTS,
     EstimatorError,
+    EstimatorOptions,
     available_estimators,
     create_estimator,
 )
+from raydiff_ros.evaluation.datasets import DEFAULT_BACKGROUND_RGB, DatasetError, load_dataset
 from raydiff_ros.evaluation.harness import (
     DEFAULT_SETS_PER_N,
     DatasetViewSetSource,
@@ -45,13 +46,13 @@ from raydiff_ros.evaluation.shard_source import (
     is_shard_folder,
 )
 from raydiff_ros.geometry.metrics import MetricInputError
-from raydiff_ros.refinement.selection import REFINEMENTS, with_refinement
 
 PROGRAM_NAME = 'raydiff-eval'
 EXIT_OK = 0
 EXIT_USAGE = 2
 DEFAULT_NUM_VIEWS_SPEC = '2..8'
 DEFAULT_SET_CHOICE = 'first'
+DEFAULT_SEED = 0
 
 
 def parse_num_views(spec: str) -> tuple[int, ...]:
@@ -141,13 +142,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument('--output', type=Path, required=True, metavar='DIR')
     parser.add_argument('--model', type=Path, metavar='DIR',
-                        help='ray_diffusion: model folder (default: the shipped model)')
+                        help='ray_diffusion / ray_regression: model folder (default: the '
+                        'shipped model)')
     parser.add_argument('--samples', type=int, default=1, metavar='K',
                         help='ray_diffusion: diffusion samples per view set')
-    parser.add_argument('--device', default='auto', help='ray_diffusion: auto, cpu or cuda')
+    parser.add_argument('--device', default='auto',
+                        help='ray models: auto, cpu, cuda or cuda:N')
     parser.add_argument('--plot', action='store_true', help='also write cameras.png')
     parser.add_argument(
-        '--refine', choices=REFINEMENTS, default='none',
+        '--refine', choices=tuple(REFINEMENTS), default='none',
         help='refinement: none; guided (Sampson-error guidance of the last diffusion steps '
         'from SIFT matches; ray_diffusion only); bundle (SIFT matches + robust Sampson-error '
         'bundle adjustment after any estimator). Prints its mean time per view set',
@@ -182,11 +185,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             seed=args.seed,
             intrinsics_known=not args.unknown_intrinsics,
         )
-        options = {}
-        if args.estimator == 'ray_diffusion':
-            options = {'model_dir': args.model, 'samples': args.samples, 'device': args.device}
-        estimator = with_refinement(
-            create_estimator(args.estimator, seed=args.seed, **options), args.refine)
+        estimator = create_estimator(args.estimator, EstimatorOptions(
+            seed=args.seed, model_dir=args.model, device=args.device, num_samples=args.samples,
+            refinement=args.refine))
         result = run_evaluation(source, estimator, config, refinement=args.refine)
         paths = write_results(result, args.output, plot=args.plot)
     except (DatasetError, EstimatorError, HarnessError, MetricInputError, ValueError,

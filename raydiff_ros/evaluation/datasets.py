@@ -58,7 +58,8 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from raydiff_ros.geometry.metrics import camera_centers, sequence_scene_scale
+from raydiff_ros.geometry.metrics import sequence_scene_scale
+from raydiff_ros.geometry.transforms import camera_centers, project_to_rotation
 
 PathLike = Union[str, Path]
 
@@ -228,8 +229,7 @@ def _nearest_rotation(matrix: np.ndarray, where: str) -> np.ndarray:
         raise DatasetError(
             f'{where}: not a rotation (|R R^T - I| = {orthogonality:.2e}, det = {determinant:.6f})'
         )
-    U, _, Vt = np.linalg.svd(matrix)
-    return U @ Vt
+    return project_to_rotation(matrix)
 
 
 def _check_intrinsics(K: np.ndarray, where: str) -> np.ndarray:

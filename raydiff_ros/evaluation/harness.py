@@ -5,7 +5,8 @@ from ONE multi-view scene (a ``MultiViewDataset``): for every N in ``HarnessConf
 it draws ``sets_per_n`` view sets of N distinct images (without replacement within a set, in
 random order) from a ``numpy.random.Generator`` seeded with ``(seed, N)``, so the sets for one
 N do not depend on which other N are evaluated. Other sources (``shard_source``: many scenes,
-one per view set) draw from several scenes. Each set goes to the estimator; its prediction is
+one per view set) draw from several scenes. Each set goes to the estimator
+(``estimator.estimate(view_set.estimation_input())``); its point estimate is
 scored against the ground truth with ``evaluate_view_set`` using the scene scale of the WHOLE
 scene the set was drawn from (all of its cameras, as RayDiffusion does per sequence). Errors
 are pooled over the sets of one N and then thresholded (``pool_view_set_errors``). The wall
@@ -20,8 +21,8 @@ from typing import Any, Iterator, Optional, Protocol, Sequence, Union
 
 import numpy as np
 
+from raydiff_ros.estimation.contract import EstimationResult, EstimatorError, PoseEstimator
 from raydiff_ros.evaluation.datasets import MultiViewDataset
-from raydiff_ros.evaluation.estimators import EstimatorError, PoseEstimate, PoseEstimator
 from raydiff_ros.evaluation.plotting import PLOT_FILE_NAME, plot_view_set
 from raydiff_ros.evaluation.report import (
     JSON_FILE_NAME,
@@ -29,7 +30,7 @@ from raydiff_ros.evaluation.report import (
     markdown_report,
     result_to_json_dict,
 )
-from raydiff_ros.evaluation.view_set import ViewSet
+from raydiff_ros.evaluation.view_set import SceneViewSet
 from raydiff_ros.geometry.metrics import (
     MIN_VIEWS,
     MetricThresholds,
@@ -119,7 +120,7 @@ class ViewSetSource(Protocol):
 
     def draw(
         self, num_views: int, sets_per_n: Optional[int], seed: int, intrinsics_known: bool
-    ) -> Iterator[ViewSet]:
+    ) -> Iterator[SceneViewSet]:
         """The view sets of N views, one at a time (a source may read each set lazily)."""
 
     def describe(self) -> dict[str, Any]:
@@ -149,10 +150,10 @@ class DatasetViewSetSource:
 
     def draw(
         self, num_views: int, sets_per_n: Optional[int], seed: int, intrinsics_known: bool
-    ) -> Iterator[ViewSet]:
+    ) -> Iterator[SceneViewSet]:
         count = DEFAULT_SETS_PER_N if sets_per_n is None else sets_per_n
         for indices in sample_view_sets(len(self.dataset), num_views, count, seed):
-            yield ViewSet(self.dataset, indices, intrinsics_known)
+            yield SceneViewSet(self.dataset, indices, intrinsics_known)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -168,18 +169,21 @@ class DatasetViewSetSource:
 
 
 @dataclass(frozen=True, eq=False)
-class ViewSetRecord:
+class EvaluatedViewSet:
     """One evaluated view set: which images of which scene, what was predicted, its errors.
 
     ``scene`` is the dataset the set was drawn from (its ground truth and scene scale);
-    ``seconds`` the wall time of the estimator's ``estimate`` call (refinement included).
-    ``refinement_seconds`` is the time a refining estimator (one with a
-    ``last_refinement_seconds`` attribute, e.g. ``raydiff-eval --refine bundle``) spent on
-    refinement of this set; None for estimators that do not refine.
+    ``prediction`` the estimator's result and ``pred_R``, ``pred_t`` its point estimate as
+    world-to-camera (N, 3, 3), (N, 3) with the world = view 0 (what the metrics take);
+    ``seconds`` the wall time of the estimator's ``estimate`` call (refinement included);
+    ``refinement_seconds`` the part a refinement (``raydiff-eval --refine``) spent, from the
+    result's ``timings_s['refinement']``; None for estimators that do not refine.
     """
 
     indices: tuple[int, ...]
-    prediction: PoseEstimate
+    prediction: EstimationResult
+    pred_R: np.ndarray
+    pred_t: np.ndarray
     errors: ViewSetErrors
     scene: MultiViewDataset
     seconds: float
@@ -207,15 +211,15 @@ class EvaluationResult:
     estimator_name: str
     config: HarnessConfig
     metrics_per_n: dict[int, PooledMetrics]
-    records: tuple[ViewSetRecord, ...]
+    records: tuple[EvaluatedViewSet, ...]
     refinement: str = 'none'
 
-    def records_for(self, num_views: int) -> list[ViewSetRecord]:
+    def records_for(self, num_views: int) -> list[EvaluatedViewSet]:
         return [r for r in self.records if r.num_views == num_views]
 
 
-def _check_prediction(prediction: PoseEstimate, view_set: ViewSet, name: str) -> None:
-    if not isinstance(prediction, PoseEstimate):
+def _check_prediction(prediction: EstimationResult, view_set: SceneViewSet, name: str) -> None:
+    if not isinstance(prediction, EstimationResult):
         raise EstimatorError(f'estimator {name!r} returned {type(prediction).__name__}')
     if prediction.num_views != view_set.num_views:
         raise EstimatorError(
@@ -246,28 +250,30 @@ def run_evaluation(
     if isinstance(source, MultiViewDataset):
         source = DatasetViewSetSource(source)
     source.check_num_views(config.num_views, config.sets_per_n, config.seed)
-    records: list[ViewSetRecord] = []
+    records: list[EvaluatedViewSet] = []
     metrics_per_n: dict[int, PooledMetrics] = {}
     for num_views in config.num_views:
         errors_for_n = []
         view_sets = source.draw(num_views, config.sets_per_n, config.seed,
                                 config.intrinsics_known)
         for view_set in view_sets:
+            inputs = view_set.estimation_input()
             start = time.perf_counter()
-            prediction = estimator.estimate(view_set)
+            prediction = estimator.estimate(inputs)
             seconds = time.perf_counter() - start
             _check_prediction(prediction, view_set, estimator.name)
+            pred_R, pred_t = prediction.world_to_camera()
             errors = evaluate_view_set(
-                prediction.R,
-                prediction.t,
+                pred_R,
+                pred_t,
                 view_set.ground_truth_R,
                 view_set.ground_truth_t,
                 view_set.dataset.scene_scale,
             )
-            records.append(ViewSetRecord(
-                indices=view_set.indices, prediction=prediction, errors=errors,
-                scene=view_set.dataset, seconds=seconds,
-                refinement_seconds=getattr(estimator, 'last_refinement_seconds', None)))
+            records.append(EvaluatedViewSet(
+                indices=view_set.indices, prediction=prediction, pred_R=pred_R, pred_t=pred_t,
+                errors=errors, scene=view_set.dataset, seconds=seconds,
+                refinement_seconds=prediction.timings_s.get('refinement')))
             errors_for_n.append(errors)
         if not errors_for_n:
             raise HarnessError(f'{source.name}: no view sets of N = {num_views} to evaluate')
@@ -282,7 +288,7 @@ def run_evaluation(
     )
 
 
-def plotted_record(result: EvaluationResult) -> ViewSetRecord:
+def plotted_record(result: EvaluationResult) -> EvaluatedViewSet:
     """The view set ``write_results`` plots: the first one of the largest N."""
     return result.records_for(max(result.config.num_views))[0]
 

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Optional, Sequence
 import numpy as np
 
 from raydiff_ros.geometry.alignment import Similarity, transform_cameras
-from raydiff_ros.geometry.metrics import camera_centers
+from raydiff_ros.geometry.transforms import camera_centers
 
 if TYPE_CHECKING:
     from raydiff_ros.evaluation.datasets import MultiViewDataset
-    from raydiff_ros.evaluation.harness import ViewSetRecord
+    from raydiff_ros.evaluation.harness import EvaluatedViewSet
 
 PLOT_FILE_NAME = 'cameras.png'
 FRUSTUM_DEPTH_FRACTION = 0.15
@@ -82,7 +82,7 @@ def _draw_cameras(
 
 
 def plot_view_set(
-    dataset: MultiViewDataset, record: ViewSetRecord, path: Path, title: str = ''
+    dataset: MultiViewDataset, record: EvaluatedViewSet, path: Path, title: str = ''
 ) -> Path:
     """Draw true and aligned predicted cameras of ``record`` to a PNG file.
 
@@ -101,7 +101,7 @@ def plot_view_set(
     alignment = record.errors.alignment
     if alignment is None:  # degenerate prediction: every centre maps to the true centroid
         alignment = Similarity(0.0, np.eye(3), gt_centers.mean(axis=0))
-    pred_R, pred_t = transform_cameras(alignment, record.prediction.R, record.prediction.t)
+    pred_R, pred_t = transform_cameras(alignment, record.pred_R, record.pred_t)
     pred_centers = camera_centers(pred_R, pred_t)
     K = dataset.K[indices] if record.prediction.K is None else record.prediction.K
     sizes = dataset.image_sizes[indices]

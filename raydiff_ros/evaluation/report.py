@@ -18,7 +18,7 @@ import numpy as np
 from raydiff_ros.geometry.metrics import accuracy
 
 if TYPE_CHECKING:
-    from raydiff_ros.evaluation.harness import EvaluationResult, ViewSetRecord
+    from raydiff_ros.evaluation.harness import EvaluatedViewSet, EvaluationResult
 
 JSON_FILE_NAME = 'results.json'
 MARKDOWN_FILE_NAME = 'results.md'
@@ -33,7 +33,7 @@ def _mean_or_none(values: Sequence[Optional[float]]) -> Optional[float]:
     return float(np.mean(present)) if present else None
 
 
-def per_n_extras(records: Sequence[ViewSetRecord]) -> dict[str, Any]:
+def per_n_extras(records: Sequence[EvaluatedViewSet]) -> dict[str, Any]:
     """Per-N entries beyond ``PooledMetrics`` for the view sets of one N.
 
     Returns:

@@ -33,7 +33,7 @@ import numpy as np
 from raydiff_ros.data.shards import ShardError, ViewSetRecord, read_shard_metadata, read_view_set
 from raydiff_ros.evaluation.datasets import DatasetError, MultiViewDataset
 from raydiff_ros.evaluation.harness import HarnessError
-from raydiff_ros.evaluation.view_set import ViewSet
+from raydiff_ros.evaluation.view_set import SceneViewSet
 
 PathLike = Union[str, Path]
 
@@ -239,7 +239,7 @@ class ShardViewSetSource:
 
     def draw(
         self, num_views: int, sets_per_n: Optional[int], seed: int, intrinsics_known: bool
-    ) -> Iterator[ViewSet]:
+    ) -> Iterator[SceneViewSet]:
         """One view set of N views per selected set, read when the iterator reaches it."""
         for entry in self.selected_entries(sets_per_n, seed):
             if entry.num_views < num_views:
@@ -254,7 +254,7 @@ class ShardViewSetSource:
                 scene = load_shard_scene(entry)
             except ShardError as error:
                 raise DatasetError(str(error)) from error
-            yield ViewSet(scene, indices, intrinsics_known)
+            yield SceneViewSet(scene, indices, intrinsics_known)
 
     def describe(self) -> dict[str, Any]:
         counts = {t: sum(e.scene_type == t for e in self.all_entries) for t in SCENE_TYPES[1:]}

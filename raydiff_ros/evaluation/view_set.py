@@ -1,27 +1,39 @@
-"""A view set: N images of a dataset handed to a pose estimator, with their metadata.
+"""A scene view set: N images of one dataset drawn by the harness, and what the estimator sees.
 
-The harness gives estimators a ``ViewSet`` rather than bare arrays so that one interface serves
-every kind of estimator, while making plain what each may use:
-
-* image-based estimators (the model, a SIFT baseline) use ``images()``, ``K`` (``None`` when
-  the evaluation treats intrinsics as unknown) and ``image_sizes``;
-* reference estimators (ground truth, noisy oracle) additionally read ``ground_truth_R`` /
-  ``ground_truth_t``. Those are privileged: an estimator under test must never touch them.
-
-Images are decoded only when ``images()`` is called, so estimators that need no pixels cost
-no image I/O.
+``SceneViewSet.estimation_input()`` is the estimator contract's ``ViewSetInput``: the images
+(read from disk only when an estimator indexes them, so estimators that need no pixels cost no
+image I/O), ``K`` (``None`` when the evaluation treats intrinsics as unknown), the object boxes
+of object-centric synthetic sets, and the privileged ground truth that only the reference
+estimators (ground truth, noisy oracle) read.
 """
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
+from raydiff_ros.estimation.contract import GroundTruth, ViewSetInput
 from raydiff_ros.evaluation.datasets import MultiViewDataset
 
 
+class LazyImages(Sequence):
+    """The images of some dataset indices, each read from disk when it is indexed."""
+
+    def __init__(self, dataset: MultiViewDataset, indices: Sequence[int]) -> None:
+        self._dataset = dataset
+        self._indices = tuple(indices)
+
+    def __len__(self) -> int:
+        return len(self._indices)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[k] for k in range(len(self))[index]]
+        return self._dataset.load_image(self._indices[index])
+
+
 @dataclass(frozen=True, eq=False)
-class ViewSet:
+class SceneViewSet:
     """N views of one dataset.
 
     Attributes:
@@ -53,6 +65,15 @@ class ViewSet:
     def images(self) -> list[np.ndarray]:
         """The N images, each (H, W, 3) uint8 RGB (read from disk on each call)."""
         return [self.dataset.load_image(i) for i in self.indices]
+
+    def estimation_input(self) -> ViewSetInput:
+        """The estimator's input: lazily read images, K when known, object boxes when the
+        dataset has them, the ground truth (privileged) and the scene name and indices."""
+        truth = GroundTruth(R=self.ground_truth_R, t=self.ground_truth_t,
+                            K=self.ground_truth_K, scene_scale=self.dataset.scene_scale)
+        return ViewSetInput(images=LazyImages(self.dataset, self.indices), K=self.K,
+                            boxes=self.object_boxes, ground_truth=truth,
+                            metadata={'scene': self.dataset.name, 'indices': self.indices})
 
     @property
     def K(self) -> Optional[np.ndarray]:

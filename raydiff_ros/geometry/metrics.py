@@ -56,6 +56,8 @@ from raydiff_ros.geometry.alignment import (
     Similarity,
     umeyama_alignment,
 )
+from raydiff_ros.geometry.transforms import camera_centers as _centers
+from raydiff_ros.geometry.transforms import rotation_angle_deg
 
 ROTATION_THRESHOLD_DEG = 15.0
 """RayDiffusion rotation accuracy threshold and PoseDiffusion RRA threshold (degrees)."""
@@ -143,23 +145,6 @@ def _check_pairs(pairs: np.ndarray, num_views: int) -> np.ndarray:
 # Elementary angles
 
 
-def rotation_angle_deg(R_a: np.ndarray, R_b: np.ndarray) -> np.ndarray:
-    """Geodesic angle between rotations, ``arccos((tr(R_a R_b^T) - 1) / 2)``, in degrees.
-
-    Args:
-        R_a: (..., 3, 3) rotations.
-        R_b: (..., 3, 3) rotations (broadcast against ``R_a``).
-
-    Returns:
-        (...) angles in [0, 180] degrees.
-    """
-    R_a = np.asarray(R_a, dtype=np.float64)
-    R_b = np.asarray(R_b, dtype=np.float64)
-    # tr(A B^T) is the sum of the elementwise product.
-    cos_angle = (np.sum(R_a * R_b, axis=(-2, -1)) - 1.0) / 2.0
-    return np.degrees(np.arccos(np.clip(cos_angle, -1.0, 1.0)))
-
-
 def translation_angle_deg(v_a: np.ndarray, v_b: np.ndarray) -> np.ndarray:
     """Sign-agnostic angle between directions, ``arccos(|v_a . v_b| / (|v_a| |v_b|))``, degrees.
 
@@ -187,19 +172,10 @@ def translation_angle_deg(v_a: np.ndarray, v_b: np.ndarray) -> np.ndarray:
 # Relative poses
 
 
-def camera_centers(R: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Camera centres in the world frame, ``C = -R^T t``.
-
-    Args:
-        R: (N, 3, 3) world-to-camera rotations (``cam_T_world``).
-        t: (N, 3) world-to-camera translations.
-
-    Returns:
-        (N, 3) centres in world coordinates.
-    """
+def _checked_centers(R: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Centres (N, 3) of checked world-to-camera R (N, 3, 3), t (N, 3) (``MetricInputError``)."""
     R = _as_rotations(R, 'R')
-    t = _as_vectors(t, R.shape[0], 't')
-    return -np.einsum('nji,nj->ni', R, t)
+    return _centers(R, _as_vectors(t, R.shape[0], 't'))
 
 
 def relative_rotations(R: np.ndarray, pairs: np.ndarray) -> np.ndarray:
@@ -244,7 +220,7 @@ def relative_translations(R: np.ndarray, t: np.ndarray, pairs: np.ndarray) -> np
     Returns:
         (P, 3) vectors ``R_j (C_i - C_j)`` in camera-j coordinates.
     """
-    centers = camera_centers(R, t)
+    centers = _checked_centers(R, t)
     pairs = _check_pairs(pairs, R.shape[0])
     i, j = pairs[:, 0], pairs[:, 1]
     return np.einsum('pab,pb->pa', np.asarray(R, dtype=np.float64)[j], centers[i] - centers[j])
@@ -375,8 +351,8 @@ def camera_center_errors(
         similarity of the predicted centres onto the ground-truth centres.
     """
     _check_scene_scale(scene_scale)
-    pred_centers = camera_centers(pred_R, pred_t)
-    gt_centers = camera_centers(gt_R, gt_t)
+    pred_centers = _checked_centers(pred_R, pred_t)
+    gt_centers = _checked_centers(gt_R, gt_t)
     if pred_centers.shape != gt_centers.shape:
         raise MetricInputError(
             f'predicted and ground-truth sets differ in size: {pred_centers.shape[0]} vs '
@@ -514,7 +490,7 @@ def evaluate_view_set(
     ordered = ordered_pairs(num)
     unordered = unordered_pairs(num)
     center_errors, alignment = _aligned_center_errors(
-        camera_centers(pred_R, pred_t), camera_centers(gt_R, gt_t), scene_scale
+        _checked_centers(pred_R, pred_t), _checked_centers(gt_R, gt_t), scene_scale
     )
     return ViewSetErrors(
         ordered_pairs=ordered,

@@ -1,13 +1,16 @@
 """``raydiff-estimate``: estimate the cameras of 2..N images, without ROS.
 
-    raydiff-estimate IMAGE... [--intrinsics FILE] [--model DIR] --output poses.json
-                     [--plot cameras.png] [--samples K] [--device auto] [--dtype auto]
+    raydiff-estimate IMAGE... [--intrinsics FILE] [--estimator ray_diffusion] [--model DIR]
+                     [--refinement none] --output poses.json [--plot cameras.png]
+                     [--samples K] [--device auto] [--dtype auto]
 
-Writes ``poses.json`` (format ``raydiff_ros.estimate.v1``): per image, the pose of its camera's
+Any estimator of the registry that works from pixels (default ``ray_diffusion``). Writes
+``poses.json`` (format ``raydiff_ros.estimate.v1``): per image, the pose of its camera's
 optical frame in the first camera's optical frame (``reference_T_camera``, 4x4, OpenCV/ROS axes
 x right, y down, z forward), the inverse (world-to-camera R, t with the world = camera 0), the
-intrinsics used or estimated, and the spread of the diffusion samples. Translations are in
-reference units (mean distance of the other cameras from camera 0 = 1): no metric scale.
+intrinsics used or estimated (null when the estimator reports none), where the pose came from,
+and the spread of the samples. Translations are in the estimator's unit (ray models: mean
+distance of the other cameras from camera 0 = 1): no metric scale.
 """
 
 import argparse
@@ -20,11 +23,19 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from raydiff_ros.cli_args import parse_arguments
-from raydiff_ros.inference.engine import EngineConfig, EstimationError, PoseEstimator
+from raydiff_ros.estimation import (
+    REFINEMENTS,
+    EstimationError,
+    EstimationResult,
+    EstimatorError,
+    EstimatorOptions,
+    ViewSetInput,
+    available_estimators,
+    create_estimator,
+    sample_spread,
+)
+from raydiff_ros.geometry.transforms import invert_transforms
 from raydiff_ros.inference.intrinsics_file import IntrinsicsFileError, load_intrinsics
-from raydiff_ros.inference.models import ModelNotFoundError, resolve_model_dir
-from raydiff_ros.model.checkpoint import CheckpointError
-from raydiff_ros.model.config import ConfigError
 
 PROGRAM_NAME = 'raydiff-estimate'
 OUTPUT_FORMAT = 'raydiff_ros.estimate.v1'
@@ -42,9 +53,13 @@ def load_rgb(path: Path) -> np.ndarray:
         raise EstimationError(f'cannot read image {path}: {error}') from error
 
 
-def result_to_json(result, image_paths: Sequence[Path], model_name: str) -> dict:
+def result_to_json(result: EstimationResult, image_paths: Sequence[Path],
+                   estimator_name: str, model_name: Optional[str] = None) -> dict:
+    """The ``raydiff_ros.estimate.v1`` document of a result for the given image files."""
     cameras = []
-    camera_T_reference = result.camera_T_reference
+    camera_T_reference = invert_transforms(result.reference_T_camera)
+    rotation_spread, center_spread = sample_spread(result.samples_reference_T_camera,
+                                                   result.reference_T_camera)
     for k, path in enumerate(image_paths):
         cameras.append({
             'image': str(path),
@@ -52,23 +67,27 @@ def result_to_json(result, image_paths: Sequence[Path], model_name: str) -> dict
             'camera_T_reference': camera_T_reference[k].tolist(),
             'R': camera_T_reference[k, :3, :3].tolist(),
             't': camera_T_reference[k, :3, 3].tolist(),
-            'K': result.K[k].tolist(),
-            'rotation_spread_deg': float(result.rotation_spread_deg[k]),
-            'center_spread': float(result.center_spread[k]),
+            'K': None if result.K is None else result.K[k].tolist(),
+            'pose_source': result.pose_sources[k],
+            'rotation_spread_deg': float(rotation_spread[k]),
+            'center_spread': float(center_spread[k]),
         })
     return {
         'format': OUTPUT_FORMAT,
         'reference_frame': 'optical frame of the first image (x right, y down, z forward)',
-        'translation_units': 'reference units: mean distance of cameras 1..N-1 from camera 0',
+        'translation_units': "the estimator's (ray models: mean distance of cameras 1..N-1 "
+                             'from camera 0)',
+        'estimator': estimator_name,
         'model': model_name,
-        'num_samples': int(result.samples_reference_T_camera.shape[0]),
+        'num_samples': result.num_samples,
         'intrinsics_estimated': bool(result.intrinsics_estimated),
         'cameras': cameras,
         'timings_s': result.timings_s,
     }
 
 
-def plot_result(result, image_sizes: np.ndarray, path: Path, title: str) -> Path:
+def plot_result(result: EstimationResult, K: np.ndarray, image_sizes: np.ndarray, path: Path,
+                title: str) -> Path:
     from raydiff_ros.evaluation.plotting import (
         PREDICTION_COLOR,
         PREDICTION_WIDTH,
@@ -76,9 +95,8 @@ def plot_result(result, image_sizes: np.ndarray, path: Path, title: str) -> Path
         frustum_corners_world,
         plot_camera_sets,
     )
-    camera_T_reference = result.camera_T_reference
-    R, t = camera_T_reference[:, :3, :3], camera_T_reference[:, :3, 3]
-    corners = frustum_corners_world(result.K, R, t, image_sizes, FRUSTUM_DEPTH)
+    R, t = result.world_to_camera()
+    corners = frustum_corners_world(K, R, t, image_sizes, FRUSTUM_DEPTH)
     centers = result.reference_T_camera[:, :3, 3]
     return plot_camera_sets(
         [CameraSetStyle(corners, centers, PREDICTION_COLOR, 'estimate', PREDICTION_WIDTH)],
@@ -93,8 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--intrinsics', type=Path, metavar='FILE',
                         help='YAML/JSON with K for all images, per image, or a ROS camera_info '
                              'YAML; without it the intrinsics are estimated')
+    parser.add_argument('--estimator', default='ray_diffusion',
+                        choices=available_estimators(include_ground_truth=False),
+                        help='registered estimator (default ray_diffusion)')
+    parser.add_argument('--refinement', default='none', choices=tuple(REFINEMENTS),
+                        help='refinement after the estimator (guided: ray_diffusion only)')
     parser.add_argument('--model', type=Path, metavar='DIR',
-                        help='model folder (default: $RAYDIFF_MODEL_DIR or the shipped model)')
+                        help='ray models: model folder (default: $RAYDIFF_MODEL_DIR or the '
+                             'shipped model)')
     parser.add_argument('--output', type=Path, required=True, metavar='poses.json')
     parser.add_argument('--plot', type=Path, metavar='cameras.png')
     parser.add_argument('--samples', type=int, default=1, metavar='K',
@@ -116,22 +140,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         sizes = np.array([[im.shape[1], im.shape[0]] for im in images])
         K = None if args.intrinsics is None else load_intrinsics(args.intrinsics,
                                                                  [tuple(s) for s in sizes])
-        model_dir = resolve_model_dir(args.model)
-        config = EngineConfig(device=args.device, dtype=args.dtype, num_samples=args.samples,
-                              seed=args.seed, max_views=max(len(images), 2), warmup=False)
-        estimator = PoseEstimator(model_dir, config)
-        result = estimator.estimate(images, K)
-    except (EstimationError, IntrinsicsFileError, ModelNotFoundError, CheckpointError,
-            ConfigError, ValueError) as error:
+        estimator = create_estimator(args.estimator, EstimatorOptions(
+            seed=args.seed, model_dir=args.model, device=args.device, dtype=args.dtype,
+            num_samples=args.samples, refinement=args.refinement, warmup=False))
+        result = estimator.estimate(ViewSetInput(images, K))
+    except (EstimationError, IntrinsicsFileError, EstimatorError, ValueError) as error:
         print(f'{PROGRAM_NAME}: error: {error}', file=sys.stderr)
         return EXIT_USAGE if not isinstance(error, EstimationError) else EXIT_FAILURE
-    payload = result_to_json(result, args.images, model_dir.name)
+    model_name = getattr(getattr(estimator, 'base', estimator), 'model_name', None)
+    payload = result_to_json(result, args.images, estimator.name, model_name)
     try:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(payload, indent=2) + '\n')
         if args.plot is not None:
-            plot_result(result, sizes, args.plot, f'{PROGRAM_NAME}: {len(images)} views')
-    except OSError as error:
+            plot_K = result.K if result.K is not None else K
+            if plot_K is None:
+                raise EstimationError(f'{estimator.name} reports no intrinsics to plot with')
+            plot_result(result, plot_K, sizes, args.plot,
+                        f'{PROGRAM_NAME}: {len(images)} views')
+    except (OSError, EstimationError) as error:
         print(f'{PROGRAM_NAME}: error: cannot write output: {error}', file=sys.stderr)
         return EXIT_FAILURE
     for camera in payload['cameras']:

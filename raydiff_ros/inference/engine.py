@@ -1,10 +1,13 @@
-"""The pose estimation engine: 2..N images (+ optional K) in, cameras out.
+"""The ray-model estimator: 2..N images (+ optional K) in, cameras out.
 
-``PoseEstimator`` loads a model once (our model folder, or a ``RayDiffusionModel``), warms it
-up once, and then estimates view sets: crop and resize (:mod:`.preprocess`), backbone features
-once per set, ``num_samples`` diffusion samples drawn in ONE batch, rays to cameras (Procrustes
-with known intrinsics, the robot case; homography + QR when intrinsics are unknown), and the
-result expressed in the first camera's optical frame.
+``RayDiffusionEngine`` loads a model once (our model folder, or a ``RayDiffusionModel``), warms
+it up once, and then estimates view sets (the estimator contract of
+:mod:`raydiff_ros.estimation`: ``estimate(ViewSetInput) -> EstimationResult``): crop and resize
+(:mod:`.preprocess`), backbone features once per set, ``num_samples`` diffusion samples drawn in
+ONE batch (one pass for a regression model), rays to cameras (Procrustes with known intrinsics,
+the robot case; homography + QR when intrinsics are unknown), and the result expressed in the
+first camera's optical frame. It is registered as ``ray_diffusion`` (any ray model) and
+``ray_regression`` (a regression model; default ``models/default_regression``).
 
 Frames and units of the result: ``reference_T_camera[k]`` (4x4) is the pose of camera k's
 optical frame (OpenCV/ROS: x right, y down, z forward) in camera 0's optical frame, so
@@ -13,10 +16,11 @@ sample is scaled so that the mean distance of cameras 1..N-1 from camera 0 is 1 
 "reference unit"); metric scale is set downstream (known baseline, map alignment).
 
 Uncertainty: the point estimate is the medoid sample (smallest summed rotation distance to the
-other samples); ``rotation_spread_deg`` and ``center_spread`` are the RMS rotation angle and
-centre distance of the samples from it, per camera (zero with one sample).
+other samples, :func:`~raydiff_ros.estimation.medoid_index`); the result's ``uncertainty`` is
+the RMS rotation angle of the samples from it per camera, in degrees (zero with one sample;
+:func:`~raydiff_ros.estimation.sample_spread` also gives the centre spread).
 
-A caller may replace the sampler for one call (``estimate(..., sampler=...)``, a
+A caller may replace the sampler for one call (``estimate(view_set, sampler=...)``, a
 :data:`RaySampler`), e.g. the Sampson-guided sampler of ``raydiff_ros.refinement``; such a call
 runs under ``torch.no_grad`` instead of ``torch.inference_mode`` so the sampler may take
 gradients.
@@ -30,17 +34,33 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 import threading
 import time
-from typing import Callable, Optional, Sequence, Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 import torch
 
+from raydiff_ros.estimation.contract import (
+    MIN_VIEWS,
+    POSE_SOURCE_REFERENCE,
+    EstimationError,
+    EstimationResult,
+    EstimatorError,
+    ViewSetInput,
+    medoid_index,
+    sample_spread,
+)
+from raydiff_ros.estimation.registry import EstimatorOptions
 from raydiff_ros.geometry.camera import Cameras
 from raydiff_ros.geometry.rays import (
     HomographyFitConfig,
     rays_from_spatial,
     rays_to_cameras_homography,
     rays_to_cameras_procrustes,
+)
+from raydiff_ros.geometry.transforms import (
+    invert_transforms,
+    make_transforms,
+    project_to_rotation,
 )
 from raydiff_ros.inference.preprocess import (
     CropConfig,
@@ -49,10 +69,10 @@ from raydiff_ros.inference.preprocess import (
     preprocess_views,
 )
 from raydiff_ros.model.checkpoint import load_model
+from raydiff_ros.model.default_models import DEFAULT_REGRESSION_MODEL_NAME, resolve_model_dir
 from raydiff_ros.model.diffusion import SampleResult
 from raydiff_ros.model.network import RayDiffusionModel
 
-MIN_VIEWS = 2
 DEVICE_CHOICES = ('auto', 'cpu', 'cuda')
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
 HOMOGRAPHY_METHODS = ('qr', 'ql_compat')
@@ -66,10 +86,6 @@ RaySampler = Callable[[RayDiffusionModel, torch.Tensor, Optional[torch.Tensor],
 """sampler(model, features (N, F, P, P), ndc (N, 2, P, P) or None, views, num_samples,
 generator) -> ``SampleResult`` with rays (num_samples, N, 6, P, P); called under the engine's
 autocast. The default is ``model.predict_rays``."""
-
-
-class EstimationError(RuntimeError):
-    """A view set could not be estimated (bad input, or a non-finite / degenerate result)."""
 
 
 @dataclass(frozen=True)
@@ -113,38 +129,6 @@ class EngineConfig:
                              f'{self.homography!r}')
 
 
-@dataclass
-class PoseEstimationResult:
-    """Cameras of one view set (see the module docstring for frames and units).
-
-    reference_T_camera: (N, 4, 4) float64, the point estimate (medoid sample).
-    samples_reference_T_camera: (S, N, 4, 4) float64, every sample.
-    K: (N, 3, 3) intrinsics in pixels: the given ones, or estimated (medoid sample).
-    intrinsics_estimated: True when K was estimated by the model.
-    rotation_spread_deg: (N,) RMS angle of the samples' rotations from the estimate.
-    center_spread: (N,) RMS distance of the samples' centres from the estimate (reference
-        units).
-    timings_s: seconds per stage: preprocess, features, sampling, rays_to_cameras, total.
-    """
-
-    reference_T_camera: np.ndarray
-    samples_reference_T_camera: np.ndarray
-    K: np.ndarray
-    intrinsics_estimated: bool
-    rotation_spread_deg: np.ndarray
-    center_spread: np.ndarray
-    timings_s: dict
-
-    @property
-    def num_views(self) -> int:
-        return int(self.reference_T_camera.shape[0])
-
-    @property
-    def camera_T_reference(self) -> np.ndarray:
-        """(N, 4, 4) world-to-camera transforms with the world = camera 0's optical frame."""
-        return np.linalg.inv(self.reference_T_camera)
-
-
 def resolve_device(name: str) -> torch.device:
     """'auto' -> cuda if available else cpu; other names as given (checked)."""
     if name == 'auto':
@@ -161,33 +145,18 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     return DTYPES[name]
 
 
-def _check_intrinsics(K: np.ndarray, num_views: int) -> np.ndarray:
-    K = np.asarray(K, dtype=np.float64)
-    if K.shape == (3, 3):
-        K = np.broadcast_to(K, (num_views, 3, 3))
-    if K.shape != (num_views, 3, 3):
-        raise EstimationError(f'K must be (3, 3) or ({num_views}, 3, 3), got {K.shape}')
-    if not np.all(np.isfinite(K)):
-        raise EstimationError('K contains NaN or infinite values')
-    if np.any(K[:, 0, 0] <= 0) or np.any(K[:, 1, 1] <= 0):
-        raise EstimationError('K has a zero or negative focal length')
-    return np.ascontiguousarray(K)
-
-
-def rotation_angles_deg(R_a: np.ndarray, R_b: np.ndarray) -> np.ndarray:
-    """Geodesic angle (degrees) between rotations (..., 3, 3) and (..., 3, 3)."""
-    cos = (np.einsum('...ij,...ij->...', R_a, R_b) - 1.0) / 2.0
-    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
-
-
 def reference_poses(cameras: Cameras) -> np.ndarray:
     """(S, N, 4, 4) ``camera0_T_camera`` of cameras with batch shape (S, N), unit baseline.
+
+    The rotations recovered from rays (float32) are projected onto SO(3) first, so that the
+    poses are rigid and camera 0 is the identity.
 
     Raises EstimationError when a sample has no baseline (all centres coincide).
     """
     world_T_camera = cameras.world_T_camera.detach().double().cpu().numpy()
-    camera0_T_world = np.linalg.inv(world_T_camera[:, :1])
-    poses = camera0_T_world @ world_T_camera
+    world_T_camera = make_transforms(project_to_rotation(world_T_camera[..., :3, :3]),
+                                     world_T_camera[..., :3, 3])
+    poses = invert_transforms(world_T_camera[:, :1]) @ world_T_camera
     baseline = np.linalg.norm(poses[:, 1:, :3, 3], axis=-1).mean(axis=-1)
     if np.any(~np.isfinite(baseline)) or np.any(baseline < MIN_REFERENCE_BASELINE):
         raise EstimationError('degenerate estimate: the cameras have no baseline')
@@ -195,15 +164,15 @@ def reference_poses(cameras: Cameras) -> np.ndarray:
     return poses
 
 
-def medoid_index(samples: np.ndarray) -> int:
-    """Index of the sample (S, N, 4, 4) with the smallest summed rotation distance to others."""
-    rotations = samples[..., :3, :3]
-    distances = rotation_angles_deg(rotations[:, None], rotations[None, :]).sum(axis=-1)
-    return int(np.argmin(distances.sum(axis=1)))
+class RayDiffusionEngine:
+    """Loads a ray model once and estimates the cameras of view sets (a ``PoseEstimator``).
 
+    Args:
+        model: a model folder, or a ``RayDiffusionModel`` in memory.
+        config: device, precision, samples, seed, crop and warm-up.
+    """
 
-class PoseEstimator:
-    """Loads a ray-diffusion model once and estimates the cameras of view sets."""
+    name = 'ray_diffusion'
 
     def __init__(self, model: Union[RayDiffusionModel, str, Path],
                  config: EngineConfig = EngineConfig()) -> None:
@@ -217,6 +186,7 @@ class PoseEstimator:
             self.model = load_model(model, device=self.device)
             self.model_name = Path(model).name
         self.num_patches = self.model.num_patches
+        self.regression = bool(self.model.config.diffusion.regression)
         # The crop is resized to what the backbone takes.
         self._crop = replace(config.crop, input_size=self.model.config.backbone.image_size)
         self._lock = threading.Lock()
@@ -230,7 +200,7 @@ class PoseEstimator:
         width, height = WARMUP_IMAGE_SIZE
         images = [np.full((height, width, 3), WARMUP_GREY, dtype=np.uint8)] * MIN_VIEWS
         try:
-            self.estimate(images, num_samples=1)
+            self.estimate(ViewSetInput(images), num_samples=1)
         except EstimationError:
             pass  # a uniform image may give a degenerate estimate; the kernels ran anyway
 
@@ -238,36 +208,39 @@ class PoseEstimator:
         if self.device.type == 'cuda':
             torch.cuda.synchronize(self.device)
 
-    def estimate(self, images: Sequence[np.ndarray], K: Optional[np.ndarray] = None,
-                 bboxes: Optional[np.ndarray] = None, num_samples: Optional[int] = None,
+    def estimate(self, view_set: ViewSetInput, *, num_samples: Optional[int] = None,
                  seed: Optional[int] = None,
-                 sampler: Optional[RaySampler] = None) -> PoseEstimationResult:
-        """Estimate the cameras of ``images`` (N of them, (H, W, 3) uint8 RGB, any sizes).
+                 sampler: Optional[RaySampler] = None) -> EstimationResult:
+        """Estimate the cameras of the view set's images ((H, W, 3) uint8 RGB, any sizes).
 
-        K: (N, 3, 3) or (3, 3) intrinsics in pixels (known intrinsics: Procrustes), or None
-        (intrinsics estimated by homography). bboxes: optional (N, 4) object boxes.
-        sampler: replaces the model's sampler for this call (see :data:`RaySampler`).
-        Raises EstimationError (bad input, non-finite or degenerate output).
+        With the view set's K (known intrinsics) the cameras come from Procrustes, without it
+        from a homography fit (intrinsics estimated). Its object boxes, when given, are the
+        crops. ``num_samples`` and ``seed`` override the engine's for this call; ``sampler``
+        replaces the model's sampler (see :data:`RaySampler`).
+
+        Raises:
+            EstimationError: bad input, or a non-finite or degenerate output.
         """
-        num_views = len(images)
-        if not MIN_VIEWS <= num_views <= self.config.max_views:
+        num_views = view_set.num_views
+        if num_views > self.config.max_views:
             raise EstimationError(f'a view set needs {MIN_VIEWS} to {self.config.max_views} '
                                   f'images, got {num_views}')
-        K_known = None if K is None else _check_intrinsics(K, num_views)
         num_samples = self.config.num_samples if num_samples is None else num_samples
         if num_samples < 1:
             raise EstimationError(f'num_samples must be >= 1, got {num_samples}')
         seed = self.config.seed if seed is None else seed
         grad_mode = torch.inference_mode() if sampler is None else torch.no_grad()
         with self._lock, grad_mode:
-            return self._estimate(images, K_known, bboxes, num_samples, seed, sampler)
+            return self._estimate(view_set.image_list(), view_set.K, view_set.boxes,
+                                  num_samples, seed, sampler)
 
-    def _estimate(self, images, K_known, bboxes, num_samples, seed,
-                  sampler) -> PoseEstimationResult:
+    def _estimate(self, images: list[np.ndarray], K_known: Optional[np.ndarray],
+                  boxes: Optional[np.ndarray], num_samples: int, seed: int,
+                  sampler: Optional[RaySampler]) -> EstimationResult:
         timings = {}
         start = time.perf_counter()
         try:
-            views = preprocess_views(images, self._crop, bboxes, self.num_patches)
+            views = preprocess_views(images, self._crop, boxes, self.num_patches)
         except (ImageInputError, ValueError) as error:
             raise EstimationError(str(error)) from error
         timings['preprocess'] = time.perf_counter() - start
@@ -314,16 +287,42 @@ class PoseEstimator:
         if not np.all(np.isfinite(samples)):
             raise EstimationError('the cameras recovered from the rays are not finite')
         best = medoid_index(samples)
-        estimate = samples[best]
-        rotation_spread = np.sqrt(np.mean(rotation_angles_deg(
-            samples[..., :3, :3], estimate[None, :, :3, :3]) ** 2, axis=0))
-        center_spread = np.sqrt(np.mean(np.sum(
-            (samples[..., :3, 3] - estimate[None, :, :3, 3]) ** 2, axis=-1), axis=0))
+        rotation_spread, _ = sample_spread(samples, samples[best])
         K_out = (K_known if K_known is not None
                  else cameras.K[best].detach().double().cpu().numpy())
         timings['rays_to_cameras'] = time.perf_counter() - mark
         timings['total'] = time.perf_counter() - start
-        return PoseEstimationResult(
-            reference_T_camera=estimate, samples_reference_T_camera=samples, K=K_out,
-            intrinsics_estimated=K_known is None, rotation_spread_deg=rotation_spread,
-            center_spread=center_spread, timings_s=timings)
+        return EstimationResult(
+            reference_T_camera=samples[best], samples_reference_T_camera=samples, K=K_out,
+            intrinsics_estimated=K_known is None, uncertainty=rotation_spread,
+            timings_s=timings,
+            pose_sources=(POSE_SOURCE_REFERENCE,) + (self.name,) * (len(images) - 1))
+
+
+def _engine(options: EstimatorOptions, model_dir: Path) -> RayDiffusionEngine:
+    config = EngineConfig(device=options.device, dtype=options.dtype,
+                          num_samples=options.num_samples, seed=options.seed,
+                          warmup=options.warmup)
+    return RayDiffusionEngine(model_dir, config)
+
+
+def make_ray_diffusion(options: EstimatorOptions) -> RayDiffusionEngine:
+    """Registry factory of ``ray_diffusion``: the model of ``options.model_dir`` (diffusion or
+    regression), else the shipped default model."""
+    return _engine(options, resolve_model_dir(options.model_dir))
+
+
+def make_ray_regression(options: EstimatorOptions) -> RayDiffusionEngine:
+    """Registry factory of ``ray_regression``: the regression model of ``options.model_dir``,
+    else the shipped default regression model.
+
+    Raises:
+        EstimatorError: the model is a diffusion model.
+    """
+    model_dir = resolve_model_dir(options.model_dir, DEFAULT_REGRESSION_MODEL_NAME)
+    engine = _engine(options, model_dir)
+    if not engine.regression:
+        raise EstimatorError(f'{model_dir} is a diffusion model; ray_regression needs a '
+                             'regression model (use ray_diffusion)')
+    engine.name = 'ray_regression'
+    return engine

@@ -1,9 +1,10 @@
 """One view set's estimate, ready to publish: scaled mean poses, covariances, intrinsics.
 
 ``summarize_estimate`` chains the pure steps the node runs on the worker thread after the
-model returned ``PoseSamples``:
+estimator returned its ``EstimationResult`` for ``view_set.estimation_input()``:
 
-1. ``reference_T_camera`` samples with view 0 as reference (``PoseSamples``);
+1. the ``reference_T_camera`` samples, view 0 the reference (every sample of a diffusion
+   estimator, or its one point estimate);
 2. the scale: for relocalization sets the map alignment (``relocalization.relocalize``,
    metric), otherwise ``scale.fix_scale`` (``none`` or ``known_baseline``);
 3. mean pose and covariance of every camera w.r.t. the reference (``uncertainty``), with the
@@ -11,20 +12,15 @@ model returned ``PoseSamples``:
 
 The result mirrors ``msg/ViewSetEstimate.msg`` / ``CameraEstimate.msg`` field by field (plus the
 relocalization result, and the scaled samples for ``pose_graph.build_pose_graph``).
-
-``estimate_samples`` runs an image estimator on a pipeline view set: one with
-``estimate_samples_from_images(images, K) -> PoseSamples`` (several diffusion samples), or
-any ``raydiff_ros.evaluation.estimators.ImagePoseEstimator``
-(``estimate_from_images(images, K) -> PoseEstimate``, one sample).
 """
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
+from raydiff_ros.estimation.contract import EstimationResult
 from raydiff_ros.pipeline.camera_info import PinholeIntrinsics
-from raydiff_ros.pipeline.poses import PoseSamples
 from raydiff_ros.pipeline.relocalization import (
     RelocalizationConfig,
     RelocalizationResult,
@@ -97,41 +93,6 @@ class ViewSetEstimate:
         return np.stack([c.reference_T_camera for c in self.cameras])
 
 
-def estimate_samples(estimator: Any, view_set: ViewSet) -> PoseSamples:
-    """Run ``estimator`` on the view set's images and intrinsics; return its pose samples.
-
-    Args:
-        estimator: has ``estimate_samples_from_images(images, K) -> PoseSamples`` or
-            ``estimate_from_images(images, K) -> PoseEstimate`` (``R`` (N, 3, 3), ``t`` (N, 3),
-            optional ``K`` (N, 3, 3)); ``images`` is a list of N (H, W, 3) uint8 RGB arrays,
-            ``K`` (N, 3, 3) in pixels of those images or None when any view lacks intrinsics.
-        view_set: the view set.
-
-    Raises:
-        EstimateError: the estimator has neither method, or returned another number of views.
-    """
-    images, K = list(view_set.images), view_set.K_array()
-    if hasattr(estimator, 'estimate_samples_from_images'):
-        samples = estimator.estimate_samples_from_images(images, K)
-        if not isinstance(samples, PoseSamples):
-            raise EstimateError(
-                f'estimate_samples_from_images returned {type(samples).__name__}, not PoseSamples'
-            )
-    elif hasattr(estimator, 'estimate_from_images'):
-        estimate = estimator.estimate_from_images(images, K)
-        samples = PoseSamples.single(estimate.R, estimate.t, getattr(estimate, 'K', None))
-    else:
-        raise EstimateError(
-            f'{type(estimator).__name__} has neither estimate_samples_from_images nor '
-            'estimate_from_images'
-        )
-    if samples.num_views != view_set.num_views:
-        raise EstimateError(
-            f'the estimator returned {samples.num_views} views for {view_set.num_views} images'
-        )
-    return samples
-
-
 def _full_size_intrinsics(
     K: np.ndarray, stored_size: tuple[int, int], source_size: tuple[int, int]
 ) -> tuple[float, float, float, float]:
@@ -145,7 +106,7 @@ def _full_size_intrinsics(
 
 def summarize_estimate(
     view_set: ViewSet,
-    samples: PoseSamples,
+    result: EstimationResult,
     scale: Optional[ScaleConfig] = None,
     uncertainty: Optional[UncertaintyConfig] = None,
     relocalization: Optional[RelocalizationConfig] = None,
@@ -153,8 +114,8 @@ def summarize_estimate(
     """Scale, average and attach covariances to the samples of one view set.
 
     Args:
-        view_set: the view set the samples estimate.
-        samples: S samples of its N cameras (world-to-camera, any gauge).
+        view_set: the view set the result estimates.
+        result: the estimator's S samples of its N cameras (view 0 the reference).
         scale: scale source for rig / temporal sets (default ``ScaleConfig()``).
         uncertainty: covariance parameters of the camera poses (default
             ``UncertaintyConfig()``).
@@ -162,17 +123,17 @@ def summarize_estimate(
             ``RelocalizationConfig()``).
 
     Raises:
-        EstimateError: the samples have a different number of views.
+        EstimateError: the result has a different number of views.
         RelocalizationError, ScaleError, PoseError: from the steps above.
     """
-    if samples.num_views != view_set.num_views:
+    if result.num_views != view_set.num_views:
         raise EstimateError(
-            f'{samples.num_views} estimated views for a view set of {view_set.num_views}'
+            f'{result.num_views} estimated views for a view set of {view_set.num_views}'
         )
     scale = scale or ScaleConfig()
     uncertainty = uncertainty or UncertaintyConfig()
     relocalization = relocalization or RelocalizationConfig()
-    poses = samples.reference_T_cameras(reference_index=0)
+    poses = result.samples_reference_T_camera
     relocalized = None
     if view_set.mode == ViewSetMode.RELOCALIZATION:
         relocalized = relocalize(poses, view_set.map_T_cameras, 0, relocalization)
@@ -188,8 +149,8 @@ def summarize_estimate(
         height, width = view_set.images[i].shape[:2]
         if view_set.K[i] is not None:
             K, estimated = view_set.K[i], False
-        elif samples.K is not None:
-            K, estimated = samples.K[i], True
+        elif result.intrinsics_estimated and result.K is not None:
+            K, estimated = result.K[i], True
         else:
             K, estimated = None, False
         intrinsics = (
@@ -211,7 +172,7 @@ def summarize_estimate(
         mode=view_set.mode,
         scale_source=source,
         cameras=tuple(cameras),
-        num_samples=samples.num_samples,
+        num_samples=result.num_samples,
         stamp_ns=view_set.newest_stamp_ns,
         reference_frame_id=view_set.frame_ids[0],
         reference_T_camera_samples=scaled,

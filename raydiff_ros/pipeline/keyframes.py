@@ -46,8 +46,8 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from raydiff_ros.geometry.transforms import check_transforms
 from raydiff_ros.pipeline.camera_info import PinholeIntrinsics, intrinsics_for_image
-from raydiff_ros.pipeline.poses import check_transforms
 
 NS_PER_S = 1_000_000_000
 GREY_MAX = 255.0

@@ -24,7 +24,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from raydiff_ros.pipeline.poses import check_transforms, relative_transforms
+from raydiff_ros.geometry.transforms import check_transforms, relative_transforms
 from raydiff_ros.pipeline.uncertainty import (
     UncertaintyConfig,
     edge_statistics,

@@ -47,7 +47,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from raydiff_ros.geometry.alignment import AlignmentError, umeyama_alignment
-from raydiff_ros.pipeline.poses import (
+from raydiff_ros.geometry.transforms import (
     check_transforms,
     chordal_mean_rotation,
     make_transforms,

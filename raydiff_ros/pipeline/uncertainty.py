@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from raydiff_ros.pipeline.poses import (
+from raydiff_ros.geometry.transforms import (
     check_transforms,
     chordal_mean_rotation,
     invert_transforms,

@@ -32,6 +32,7 @@ from typing import Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
+from raydiff_ros.estimation.contract import ViewSetInput
 from raydiff_ros.pipeline.keyframes import NS_PER_S, Keyframe, KeyframeBuffer, thumbnail_distance
 
 MIN_VIEWS = 2
@@ -181,6 +182,13 @@ class ViewSet:
         if any(k is None for k in self.K):
             return None
         return np.stack(self.K)
+
+    def estimation_input(self) -> ViewSetInput:
+        """What the estimator gets: the stored images, their intrinsics when every view has
+        them (else None: estimated), and the frames and stamps as metadata."""
+        return ViewSetInput(images=self.images, K=self.K_array(),
+                            metadata={'mode': self.mode.name.lower(), 'frame_ids': self.frame_ids,
+                                      'stamps_ns': self.stamps_ns})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -33,7 +33,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-from raydiff_ros.refinement.matching import PairMatches
+from raydiff_ros.features.matching import PairMatches
+from raydiff_ros.geometry.transforms import rotation_exp, skew
 
 LOSSES = ('cauchy', 'huber')
 SAMPSON_EPS = 1e-12
@@ -123,25 +124,6 @@ class _Correspondences:
     pair_j: torch.Tensor   # (M,) camera index of the second point
     x_i: torch.Tensor      # (M, 3) homogeneous pixels in camera pair_i
     x_j: torch.Tensor      # (M, 3) homogeneous pixels in camera pair_j
-
-
-def skew(v: torch.Tensor) -> torch.Tensor:
-    """Cross-product matrices ``[v]_x`` (..., 3, 3) of vectors v (..., 3)."""
-    zero = torch.zeros_like(v[..., 0])
-    x, y, z = v.unbind(-1)
-    return torch.stack([torch.stack([zero, -z, y], -1), torch.stack([z, zero, -x], -1),
-                        torch.stack([-y, x, zero], -1)], -2)
-
-
-def rotation_exp(w: torch.Tensor) -> torch.Tensor:
-    """Rodrigues: rotation matrices (..., 3, 3) of axis-angle vectors w (..., 3) (radians)."""
-    angle = torch.linalg.norm(w, dim=-1)[..., None, None]
-    small = angle < 1e-12
-    safe = torch.where(small, torch.ones_like(angle), angle)
-    cross = skew(w)
-    a = torch.where(small, torch.ones_like(angle), torch.sin(safe) / safe)
-    b = torch.where(small, 0.5 * torch.ones_like(angle), (1 - torch.cos(safe)) / safe ** 2)
-    return torch.eye(3, dtype=w.dtype) + a * cross + b * (cross @ cross)
 
 
 def sampson_residuals(R: torch.Tensor, t: torch.Tensor, K_inv: torch.Tensor,
@@ -248,6 +230,15 @@ def _fix_scale(R: torch.Tensor, t: torch.Tensor,
     return -(R @ centers[..., None])[..., 0]
 
 
+def _isotropic_diagonal(hessian: torch.Tensor) -> torch.Tensor:
+    """Marquardt scaling (F * 6,) of a Gauss-Newton matrix whose unknowns are F blocks of a
+    rotation and a centre increment (3 each): each block's mean diagonal entry, so that a
+    damped step turns with the world frame (the rotation and centre increments are vectors in
+    world axes) and the solution does not depend on the frame the poses are given in."""
+    blocks = torch.diagonal(hessian).reshape(-1, 2, 3)
+    return blocks.mean(dim=-1, keepdim=True).expand_as(blocks).reshape(-1)
+
+
 def _median_abs(residuals: torch.Tensor) -> float:
     return float(residuals.abs().median()) if residuals.numel() else float('nan')
 
@@ -324,7 +315,7 @@ def refine_poses(R: np.ndarray, t: np.ndarray, K: np.ndarray, matches: list[Pair
         weighted = jacobian * weights[:, None]
         hessian = weighted.T @ jacobian
         gradient = weighted.T @ residuals
-        diagonal = torch.diagonal(hessian) + DIAGONAL_FLOOR
+        diagonal = _isotropic_diagonal(hessian) + DIAGONAL_FLOOR
         improved = False
         while damping < MAX_DAMPING:
             step = torch.linalg.solve(hessian + damping * torch.diag(diagonal), -gradient)

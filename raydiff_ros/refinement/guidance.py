@@ -22,6 +22,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from raydiff_ros.features.matching import PairMatches
 from raydiff_ros.geometry import crop
 from raydiff_ros.geometry.rays import camera_directions, points_on_rays, rays_from_spatial
 from raydiff_ros.model.diffusion import (
@@ -33,7 +34,6 @@ from raydiff_ros.model.diffusion import (
     predict_x0,
 )
 from raydiff_ros.refinement.bundle import sampson_residuals
-from raydiff_ros.refinement.matching import PairMatches
 
 POLAR_ITERATIONS = 12
 """Newton steps of the polar decomposition (quadratic convergence from a scaled start)."""

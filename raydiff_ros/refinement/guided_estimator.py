@@ -1,6 +1,6 @@
-"""Ray diffusion with Sampson guidance of its last sampler steps (``refine='guided'``).
+"""Ray diffusion with Sampson guidance of its last sampler steps (refinement ``'guided'``).
 
-``GuidedRayDiffusionEstimator(base)`` wraps a :class:`RayDiffusionEstimator`. Per view set it
+``GuidedRayDiffusionEstimator(base)`` wraps a :class:`RayDiffusionEngine`. Per view set it
 matches the images (``match_view_set``, verified SIFT matches in full-image pixels), then runs
 the base engine with :class:`GuidedRaySampler` in place of the model's sampler: the same
 x_T, chunking and schedule, with ``x0`` moved down the gradient of the robust Sampson error of
@@ -14,12 +14,11 @@ warning is logged): intrinsics unknown (the guidance needs K), or fewer than
 guide: the constructor raises :class:`RefinementError`, as it does for an estimator that is not
 a ray-diffusion one.
 
-Cost: ``last_refinement_seconds`` is matching plus the guidance steps themselves (loss,
-gradient, update), i.e. what the guidance adds to a plain estimate; the engine's
-``timings_s`` gains ``matching`` and ``guidance`` entries.
+Cost: the result's ``timings_s`` gains ``matching``, ``guidance`` and ``refinement`` (their
+sum: what the guidance adds to a plain estimate) entries.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import logging
 import time
 from typing import Callable, Optional
@@ -27,20 +26,18 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from raydiff_ros.evaluation.estimators import ImagePoseEstimator, PoseEstimate
-from raydiff_ros.inference.adapters import RayDiffusionEstimator, pose_estimate, pose_samples
-from raydiff_ros.inference.engine import PoseEstimationResult
+from raydiff_ros.estimation.contract import EstimationResult, PoseEstimator, ViewSetInput
+from raydiff_ros.estimation.registry import RefinementError
+from raydiff_ros.features.matching import MatchingConfig, PairMatches, match_view_set
+from raydiff_ros.inference.engine import RayDiffusionEngine
 from raydiff_ros.inference.preprocess import PreprocessedViews
 from raydiff_ros.model.network import RayDiffusionModel
-from raydiff_ros.pipeline.poses import PoseSamples
 from raydiff_ros.refinement.guidance import (
     GuidanceConfig,
     GuidanceProblem,
     GuidedSampleResult,
     sample_rays_guided,
 )
-from raydiff_ros.refinement.matching import MatchingConfig, PairMatches, match_view_set
-from raydiff_ros.refinement.selection import RefinementError
 
 LOGGER = logging.getLogger(__name__)
 
@@ -123,12 +120,12 @@ class GuidedRaySampler:
         return self.last_result
 
 
-class GuidedRayDiffusionEstimator(ImagePoseEstimator):
+class GuidedRayDiffusionEstimator:
     """A ray-diffusion estimator whose last sampler steps follow the Sampson error of
     verified matches (see the module docstring).
 
     Args:
-        base: the ray-diffusion estimator (its engine and model are used as they are).
+        base: the ray-diffusion engine (its model is used as it is).
         config: guidance, matching and fallback settings.
         matcher: replaces SIFT matching (e.g. known correspondences); default
             ``match_view_set`` with ``config.matching``.
@@ -138,15 +135,15 @@ class GuidedRayDiffusionEstimator(ImagePoseEstimator):
             one-step regression variant.
     """
 
-    def __init__(self, base: RayDiffusionEstimator, config: Optional[GuidedConfig] = None,
+    def __init__(self, base: RayDiffusionEngine, config: Optional[GuidedConfig] = None,
                  matcher: Optional[Matcher] = None) -> None:
-        if not isinstance(base, RayDiffusionEstimator):
+        if not isinstance(base, RayDiffusionEngine):
             raise RefinementError(
-                f"refine 'guided' needs a ray-diffusion estimator (it guides the diffusion "
+                f"refinement 'guided' needs a ray-diffusion estimator (it guides the diffusion "
                 f"sampler); {getattr(base, 'name', type(base).__name__)!r} has no sampler: "
                 f"use 'bundle'")
-        if base.engine.model.config.diffusion.regression:
-            raise RefinementError("refine 'guided' needs a diffusion model; this is the "
+        if base.regression:
+            raise RefinementError("refinement 'guided' needs a diffusion model; this is the "
                                   "one-step regression variant (no sampler steps): use 'bundle'")
         self.base = base
         self.name = f'{base.name}+guided'
@@ -154,23 +151,18 @@ class GuidedRayDiffusionEstimator(ImagePoseEstimator):
         self.matcher = matcher or (
             lambda images, K: match_view_set(images, K, self.config.matching))
         self.last_report: Optional[GuidanceReport] = None
-        self.last_refinement_seconds: Optional[float] = None
 
-    def estimate_result(self, images: list[np.ndarray],
-                        K: Optional[np.ndarray]) -> PoseEstimationResult:
-        """The engine's result for N (H, W, 3) uint8 images and optional (N, 3, 3) or (3, 3)
-        pixel intrinsics, guided when K is known and there are enough matches."""
-        images = list(images)
+    def estimate(self, view_set: ViewSetInput) -> EstimationResult:
+        """The engine's result for the view set, guided when its K is known and there are
+        enough verified matches (else the plain sampler's, with the reason logged)."""
+        images = view_set.image_list()
         start = time.perf_counter()
         matches: list[PairMatches] = []
         reason = ''
-        if K is None:
+        if view_set.K is None:
             reason = 'intrinsics unknown (the guidance needs K)'
         else:
-            K = np.asarray(K, dtype=np.float64)
-            if K.shape == (3, 3):
-                K = np.broadcast_to(K, (len(images), 3, 3))
-            matches = self.matcher(images, K)
+            matches = self.matcher(images, view_set.K)
             total = sum(pair.num_matches for pair in matches)
             if total < self.config.min_matches:
                 reason = f'too few verified matches ({total} < {self.config.min_matches})'
@@ -178,26 +170,24 @@ class GuidedRayDiffusionEstimator(ImagePoseEstimator):
         matching_seconds = time.perf_counter() - start
         if reason:
             LOGGER.warning('guidance skipped, plain sampler used: %s', reason)
-            result = self.base.estimate_result(images, K)
+            result = self.base.estimate(view_set)
             report = GuidanceReport(False, reason, num_matches, matching_seconds, 0.0)
         else:
-            sampler = GuidedRaySampler(K, matches, self.config.guidance)
-            result = self.base.estimate_result(images, K, sampler)
+            sampler = GuidedRaySampler(view_set.K, matches, self.config.guidance)
+            result = self.base.estimate(view_set, sampler=sampler)
             sampled = sampler.last_result
             report = GuidanceReport(True, '', num_matches, matching_seconds,
                                     sampled.guidance_seconds, tuple(sampled.losses))
-        result.timings_s['matching'] = report.matching_seconds
-        result.timings_s['guidance'] = report.guidance_seconds
+            result = replace(result, pose_sources=tuple(
+                source if k == 0 else f'{source}+guided'
+                for k, source in enumerate(result.pose_sources)))
+        result.timings_s.update(matching=report.matching_seconds,
+                                guidance=report.guidance_seconds,
+                                refinement=report.matching_seconds + report.guidance_seconds)
         self.last_report = report
-        self.last_refinement_seconds = report.matching_seconds + report.guidance_seconds
         return result
 
-    def estimate_from_images(self, images: list[np.ndarray],
-                             K: Optional[np.ndarray]) -> PoseEstimate:
-        """Evaluation harness interface: the point estimate (medoid sample)."""
-        return pose_estimate(self.estimate_result(images, K))
 
-    def estimate_samples_from_images(self, images: list[np.ndarray],
-                                     K: Optional[np.ndarray]) -> PoseSamples:
-        """Node interface: every (guided) diffusion sample."""
-        return pose_samples(self.estimate_result(images, K))
+def with_guidance(estimator: PoseEstimator) -> GuidedRayDiffusionEstimator:
+    """Refinement ``'guided'`` of the registry (default settings)."""
+    return GuidedRayDiffusionEstimator(estimator)

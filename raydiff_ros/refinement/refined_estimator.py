@@ -1,10 +1,11 @@
 """An estimator wrapper that refines another estimator's cameras with bundle adjustment.
 
-``RefinedEstimator(base)`` calls ``base.estimate(view_set)``, matches the view set's images
-(``match_view_set``) and refines the predicted poses (``refine_poses``) with the intrinsics
-handed to estimators (``view_set.K``), else the base prediction's K, else the same guess as
-``classical_sift``. It never reads the ground truth itself. The wall time of matching plus
-refinement of the last view set is ``last_refinement_seconds``; its report is ``last_report``.
+``RefinedEstimator(base)`` runs ``base``, matches the view set's images (``match_view_set``)
+and refines the predicted poses (``refine_poses``, which works on world-to-camera poses with
+view 0 as the world) with the view set's intrinsics, else the base result's K, else the same
+guess as ``classical_sift``. It never reads the ground truth. The result is the refined point
+estimate (one sample), with the base result's intrinsics and uncertainty; its ``timings_s``
+gains ``refinement`` (matching plus the solver); the solver's report is ``last_report``.
 """
 
 import time
@@ -12,11 +13,9 @@ from typing import Optional
 
 import numpy as np
 
-from raydiff_ros.evaluation.classical import guess_intrinsics
-from raydiff_ros.evaluation.estimators import PoseEstimate, PoseEstimator
-from raydiff_ros.evaluation.view_set import ViewSet
+from raydiff_ros.estimation.contract import EstimationResult, PoseEstimator, ViewSetInput
+from raydiff_ros.features.matching import MatchingConfig, guess_intrinsics, match_view_set
 from raydiff_ros.refinement.bundle import BundleConfig, BundleReport, refine_poses
-from raydiff_ros.refinement.matching import MatchingConfig, match_view_set
 
 
 class RefinedEstimator:
@@ -35,25 +34,27 @@ class RefinedEstimator:
         self.matching = matching or MatchingConfig()
         self.bundle = bundle or BundleConfig()
         self.last_report: Optional[BundleReport] = None
-        self.last_refinement_seconds: Optional[float] = None
 
-    def estimate(self, view_set: ViewSet) -> PoseEstimate:
-        """Evaluation harness interface."""
-        return self._refined(self.base.estimate(view_set), view_set.images(), view_set.K)
-
-    def estimate_from_images(self, images: list[np.ndarray],
-                             K: Optional[np.ndarray]) -> PoseEstimate:
-        """Node interface (N (H, W, 3) uint8 RGB images, optional (N, 3, 3) K)."""
-        return self._refined(self.base.estimate_from_images(images, K), images, K)
-
-    def _refined(self, prediction: PoseEstimate, images: list[np.ndarray],
-                 K: Optional[np.ndarray]) -> PoseEstimate:
+    def estimate(self, view_set: ViewSetInput) -> EstimationResult:
+        prediction = self.base.estimate(view_set)
         start = time.perf_counter()
+        images = view_set.image_list()
+        K = view_set.K
         if K is None:
             K = prediction.K if prediction.K is not None else np.stack(
                 [guess_intrinsics(im.shape[1], im.shape[0]) for im in images])
         matches = match_view_set(images, K, self.matching)
-        R, t, self.last_report = refine_poses(prediction.R, prediction.t, K, matches,
-                                              self.bundle)
-        self.last_refinement_seconds = time.perf_counter() - start
-        return PoseEstimate(R=R, t=t, K=prediction.K, uncertainty=prediction.uncertainty)
+        R, t = prediction.world_to_camera()
+        R, t, self.last_report = refine_poses(R, t, K, matches, self.bundle)
+        timings = dict(prediction.timings_s, refinement=time.perf_counter() - start)
+        sources = prediction.pose_sources
+        if self.last_report.refined:
+            sources = (sources[0],) + tuple(f'{source}+bundle' for source in sources[1:])
+        return EstimationResult.from_world_to_camera(
+            R, t, K=prediction.K, intrinsics_estimated=prediction.intrinsics_estimated,
+            uncertainty=prediction.uncertainty, timings_s=timings, pose_sources=sources)
+
+
+def with_bundle_adjustment(estimator: PoseEstimator) -> RefinedEstimator:
+    """Refinement ``'bundle'`` of the registry (default settings)."""
+    return RefinedEstimator(estimator)

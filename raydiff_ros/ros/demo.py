@@ -30,8 +30,8 @@ from sensor_msgs.msg import CameraInfo, Image
 from tf2_msgs.msg import TFMessage
 import yaml
 
+from raydiff_ros.estimation import REFINEMENTS, available_estimators
 from raydiff_ros.msg import ViewSetEstimate
-from raydiff_ros.refinement.selection import REFINEMENTS
 from raydiff_ros.ros.bag_tools import replay, write_bag
 from raydiff_ros.ros.conversions import pose_to_matrix, transform_stamped, transform_to_matrix
 from raydiff_ros.ros.qos import ESTIMATE_QOS, TF_STATIC_QOS
@@ -129,11 +129,10 @@ def choose_estimator(name: str) -> str:
     if name != 'auto':
         return name
     try:
-        from raydiff_ros.inference.models import resolve_model_dir
+        from raydiff_ros.model.default_models import resolve_model_dir
         resolve_model_dir(None)
         return 'ray_diffusion'
     except FileNotFoundError:
-        from raydiff_ros.evaluation.estimators import available_estimators
         if 'classical_sift' in available_estimators():
             print('demo: no trained ray-diffusion model is installed yet: using the classical '
                   'SIFT + essential-matrix baseline estimator', flush=True)
@@ -219,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--estimator', default='auto',
                         help='auto, ray_diffusion, classical_sift or python:<module>:<factory>')
     parser.add_argument('--model', default='', help='model folder for ray_diffusion')
-    parser.add_argument('--refinement', default='none', choices=REFINEMENTS,
+    parser.add_argument('--refinement', default='none', choices=tuple(REFINEMENTS),
                         help='geometric refinement after the estimator: guided (Sampson '
                         'guidance of the diffusion sampler, ray_diffusion only) or bundle')
     parser.add_argument('--output', type=Path, default=DEMO_DIR)

@@ -50,11 +50,12 @@ from raydiff_ros.calibration.export import (
     write_static_tf_launch,
     write_urdf_snippet,
 )
+from raydiff_ros.estimation import EstimatorError
 from raydiff_ros.msg import PoseGraph as PoseGraphMsg
 from raydiff_ros.msg import ViewSetEstimate as ViewSetEstimateMsg
 from raydiff_ros.pipeline.camera_info import CameraInfoError, intrinsics_from_camera_info
 from raydiff_ros.pipeline.config import PipelineConfig
-from raydiff_ros.pipeline.estimates import estimate_samples, summarize_estimate
+from raydiff_ros.pipeline.estimates import summarize_estimate
 from raydiff_ros.pipeline.image_decoding import (
     ImageDecodingError,
     decode_compressed_image,
@@ -64,10 +65,9 @@ from raydiff_ros.pipeline.keyframes import KeyframeBuffer, KeyframeError
 from raydiff_ros.pipeline.pose_graph import build_pose_graph
 from raydiff_ros.pipeline.scheduler import InferenceScheduler
 from raydiff_ros.pipeline.view_sets import ViewSetBuilder, ViewSetMode
-from raydiff_ros.refinement.selection import RefinementError
 from raydiff_ros.ros import messages
 from raydiff_ros.ros.conversions import pose_to_matrix, transform_stamped
-from raydiff_ros.ros.estimator_plugins import EstimatorLoadError, build_estimator
+from raydiff_ros.ros.estimator_plugins import build_estimator
 from raydiff_ros.ros.node_parameters import ALL_PARAMETERS, PIPELINE_PARAMETERS
 from raydiff_ros.ros.parameters import declare_parameters
 from raydiff_ros.ros.qos import ESTIMATE_QOS, SENSOR_QOS
@@ -149,7 +149,7 @@ class EstimatorNode(LifecycleNode):
                 self.param('estimator'), self.param('model_dir'), self.param('device'),
                 self.param('dtype'), self.param('num_samples'), self.param('seed'),
                 self.param('refinement'))
-        except (EstimatorLoadError, RefinementError) as error:
+        except EstimatorError as error:
             self._load_error = str(error)
             self.get_logger().error(f'configure failed: {error}')
             return TransitionCallbackReturn.FAILURE
@@ -334,8 +334,8 @@ class EstimatorNode(LifecycleNode):
         return latest is not None and latest.map_T_camera is None
 
     def _run_inference(self, view_set):
-        samples = estimate_samples(self._estimator, view_set)
-        return summarize_estimate(view_set, samples, self._config.scale,
+        result = self._estimator.estimate(view_set.estimation_input())
+        return summarize_estimate(view_set, result, self._config.scale,
                                   self._config.uncertainty, self._config.relocalization)
 
     def _on_inference_error(self, view_set, error: BaseException) -> None:
@@ -440,9 +440,9 @@ class EstimatorNode(LifecycleNode):
                   'image_callbacks_cpu_s': round(self._callback_cpu_s, 4)}
         if self._calibrator is not None:
             values['calibration'] = self._calibration_status or 'no rig view set yet'
-        engine = getattr(self._estimator, 'engine', None)
-        if engine is not None:
-            values['device'] = str(engine.device)
+        device = getattr(getattr(self._estimator, 'base', self._estimator), 'device', None)
+        if device is not None:
+            values['device'] = str(device)
         if self._scheduler is not None:
             counters = self._scheduler.counters()
             for field in ('scheduled', 'estimated', 'dropped', 'failed', 'rejected_nonfinite',

@@ -29,7 +29,7 @@ from torch.utils.data import Dataset
 
 from raydiff_ros.data.dataset import SampleKey, SyntheticViewSetDataset, ViewSetCameras
 from raydiff_ros.data.shards import read_view_set
-from raydiff_ros.inference.preprocess import crop_and_resize
+from raydiff_ros.model.image_input import crop_and_resize
 from raydiff_ros.model.network import RayDiffusionModel
 
 CACHE_DTYPE = torch.float16

@@ -7,7 +7,7 @@ views:
   (``loss_timesteps``; regression: t = T - 1) with fixed noise, so that values are comparable
   across iterations;
 * **pose metrics through the real inference path**: the images go through
-  :class:`raydiff_ros.inference.PoseEstimator` (crop, backbone, sampler, rays to cameras by
+  :class:`raydiff_ros.inference.RayDiffusionEngine` (crop, backbone, sampler, rays to cameras by
   Procrustes with the true intrinsics); the estimate is scored against the true cameras with
   :func:`raydiff_ros.geometry.metrics.evaluate_view_set` (scene scale: all cameras of the set)
   and pooled (rotation accuracy at 15 deg, camera-centre accuracy at 0.1). Object scenes pass
@@ -23,12 +23,14 @@ import numpy as np
 import torch
 
 from raydiff_ros.data.dataset import SyntheticViewSetDataset
+from raydiff_ros.estimation.contract import EstimationError, ViewSetInput
 from raydiff_ros.geometry.metrics import (
     evaluate_view_set,
     pool_view_set_errors,
     sequence_scene_scale,
 )
-from raydiff_ros.inference.engine import EngineConfig, EstimationError, PoseEstimator
+from raydiff_ros.geometry.transforms import camera_centers
+from raydiff_ros.inference.engine import EngineConfig, RayDiffusionEngine
 from raydiff_ros.model.network import RayDiffusionModel
 from raydiff_ros.training.objectives import ray_loss
 
@@ -90,9 +92,9 @@ def validate(model: RayDiffusionModel, dataset: SyntheticViewSetDataset, num_set
     num_sets = min(num_sets, len(dataset))
     loss = validation_loss(model, dataset, num_sets, num_views, loss_timesteps, regression,
                            device)
-    estimator = PoseEstimator(model, EngineConfig(device=str(device), dtype='float32',
-                                                  num_samples=num_samples, seed=VALIDATION_SEED,
-                                                  max_views=max(num_views, 2), warmup=False))
+    estimator = RayDiffusionEngine(model, EngineConfig(
+        device=str(device), dtype='float32', num_samples=num_samples, seed=VALIDATION_SEED,
+        max_views=max(num_views, 2), warmup=False))
     errors, failures = [], 0
     for index in range(num_sets):
         record = dataset.view_set(index)
@@ -100,13 +102,12 @@ def validate(model: RayDiffusionModel, dataset: SyntheticViewSetDataset, num_set
         images = [record.images[v] for v in views]
         bboxes = record.bboxes[views] if record.scene_type == 'object' else None
         try:
-            result = estimator.estimate(images, K=record.K[views], bboxes=bboxes)
-            camera_T_reference = result.camera_T_reference
-            R, t = camera_T_reference[:, :3, :3], camera_T_reference[:, :3, 3]
+            result = estimator.estimate(ViewSetInput(images, K=record.K[views], boxes=bboxes))
+            R, t = result.world_to_camera()
         except EstimationError:
             failures += 1
             R, t = _fallback_pose(len(views))
-        scale = sequence_scene_scale(-np.einsum('nji,nj->ni', record.R, record.t))
+        scale = sequence_scene_scale(camera_centers(record.R, record.t))
         errors.append(evaluate_view_set(R, t, record.R[views], record.t[views], scale))
     if not errors:
         return ValidationResult(loss, float('nan'), float('nan'), float('nan'), 0, 0)

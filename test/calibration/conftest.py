@@ -8,7 +8,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from raydiff_ros.calibration.aggregation import RigCalibration, RigCalibrator
-from raydiff_ros.pipeline.poses import invert_transforms, make_transforms
+from raydiff_ros.geometry.transforms import invert_transforms, make_transforms
 
 ROTATION_NOISE_DEG = 1.5
 """RMS rotation error of every camera of a view set (isotropic rotation vector)."""

@@ -16,7 +16,7 @@ from raydiff_ros.calibration.export import (
     write_static_tf_launch,
     write_urdf_snippet,
 )
-from raydiff_ros.pipeline.poses import make_transforms
+from raydiff_ros.geometry.transforms import make_transforms
 
 FRAMES = ['cam0_optical', 'cam1_optical', 'cam2_optical', 'cam3_optical']
 ROUND_TRIP_ATOL = 1e-9

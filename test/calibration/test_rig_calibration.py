@@ -9,8 +9,8 @@ from raydiff_ros.calibration.aggregation import (
     RigCalibrationConfig,
     RigCalibrator,
 )
+from raydiff_ros.geometry.transforms import invert_transforms, rotation_angle
 from raydiff_ros.pipeline.estimates import CameraEstimate, ViewSetEstimate
-from raydiff_ros.pipeline.poses import invert_transforms, rotation_angle
 from raydiff_ros.pipeline.scale import ScaleSource
 from raydiff_ros.pipeline.view_sets import ViewSetMode
 

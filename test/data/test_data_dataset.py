@@ -12,11 +12,11 @@ from raydiff_ros.data.dataset import (
     split_entries,
     truncate_views,
 )
-from raydiff_ros.data.normalization import camera_centers
 from raydiff_ros.data.shards import ShardError
 from raydiff_ros.geometry.crop import crop_parameters
 from raydiff_ros.geometry.metrics import relative_rotation_errors_deg
 from raydiff_ros.geometry.rays import rays_from_spatial, rays_to_cameras_procrustes
+from raydiff_ros.geometry.transforms import camera_centers
 
 IMAGE_SIZE = 56
 PATCHES = 4

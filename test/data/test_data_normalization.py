@@ -6,11 +6,11 @@ import pytest
 from raydiff_ros.data.camera_models import look_at_rotation
 from raydiff_ros.data.normalization import (
     NormalizationError,
-    camera_centers,
     normalize_cameras,
     optical_axes_intersection,
 )
 from raydiff_ros.geometry.conventions import opencv_to_ndc
+from raydiff_ros.geometry.transforms import camera_centers
 
 
 def cameras_looking_at(centers: np.ndarray, target: np.ndarray):

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from raydiff_ros.evaluation.estimators import axis_angle_rotations, random_rotations
 from raydiff_ros.geometry.alignment import (
     AlignmentError,
     DegenerateAlignmentError,
@@ -11,6 +10,7 @@ from raydiff_ros.geometry.alignment import (
     transform_cameras,
     umeyama_alignment,
 )
+from raydiff_ros.geometry.transforms import axis_angle_rotations, random_rotations
 
 
 def known_similarity() -> Similarity:

@@ -3,13 +3,11 @@
 import numpy as np
 import pytest
 
-from raydiff_ros.evaluation.estimators import axis_angle_rotations, random_rotations
 from raydiff_ros.geometry.metrics import (
     MetricInputError,
     MetricThresholds,
     accuracy,
     camera_center_errors,
-    camera_centers,
     evaluate_view_set,
     ordered_pairs,
     pool_view_set_errors,
@@ -18,10 +16,15 @@ from raydiff_ros.geometry.metrics import (
     relative_rotations,
     relative_translation_errors_deg,
     relative_translations,
-    rotation_angle_deg,
     sequence_scene_scale,
     translation_angle_deg,
     unordered_pairs,
+)
+from raydiff_ros.geometry.transforms import (
+    axis_angle_rotations,
+    camera_centers,
+    random_rotations,
+    rotation_angle_deg,
 )
 
 FLIP_XY = np.diag([-1.0, -1.0, 1.0])

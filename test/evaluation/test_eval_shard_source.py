@@ -7,14 +7,11 @@ import numpy as np
 import pytest
 
 from raydiff_ros.data.shards import ViewSetRecord, write_shard
+from raydiff_ros.estimation import EstimationResult
+from raydiff_ros.estimation.reference import GroundTruthEstimator
 from raydiff_ros.evaluation import shard_source
 from raydiff_ros.evaluation.cli import main
 from raydiff_ros.evaluation.datasets import write_poses_json
-from raydiff_ros.evaluation.estimators import (
-    GroundTruthEstimator,
-    ImagePoseEstimator,
-    PoseEstimate,
-)
 from raydiff_ros.evaluation.harness import HarnessConfig, HarnessError, run_evaluation
 from raydiff_ros.evaluation.shard_source import ShardViewSetSource
 
@@ -153,7 +150,7 @@ def test_views_are_seeded_distinct_and_independent_of_other_n(shards):
     assert len({indices for _, indices in first}) > 1
 
 
-class PixelReader(ImagePoseEstimator):
+class PixelReader:
     """Records the images it is given and answers the (unused) identity cameras."""
 
     name = 'pixel_reader'
@@ -161,11 +158,12 @@ class PixelReader(ImagePoseEstimator):
     def __init__(self):
         self.seen = []
 
-    def estimate_from_images(self, images, K):
-        self.seen.append((np.stack(images), K))
-        num = len(images)
+    def estimate(self, view_set):
+        self.seen.append((np.stack(view_set.image_list()), view_set.K))
+        num = view_set.num_views
         centers = np.arange(3 * num, dtype=np.float64).reshape(num, 3) ** 2
-        return PoseEstimate(R=np.repeat(np.eye(3)[None], num, 0), t=-centers)
+        return EstimationResult.from_world_to_camera(np.repeat(np.eye(3)[None], num, 0),
+                                                     -centers)
 
 
 def test_images_and_intrinsics_come_from_the_drawn_set_read_lazily(shards, monkeypatch):

@@ -1,28 +1,29 @@
-"""The engine behind the evaluation harness (raydiff-eval) and the node pipeline interfaces."""
+"""The ray-model estimator through the contract, the registry and raydiff-eval."""
 
 import json
 
 from inference_helpers import oracle_for, random_model, tiny_config
 import numpy as np
 
+from raydiff_ros.estimation import PoseEstimator, ViewSetInput
 from raydiff_ros.evaluation import cli as eval_cli
-from raydiff_ros.inference.adapters import RayDiffusionEstimator
-from raydiff_ros.inference.engine import EngineConfig, PoseEstimator
+from raydiff_ros.inference.engine import EngineConfig, RayDiffusionEngine
 from raydiff_ros.model.checkpoint import save_model
-from raydiff_ros.pipeline.poses import PoseSamples
 
 
-def test_samples_interface_gives_the_true_relative_poses(rig):
+def test_every_sample_gives_the_true_relative_poses(rig):
     images, R, t, K = rig
-    engine = PoseEstimator(oracle_for(images, R, t, K, tiny_config()),
-                           EngineConfig(num_samples=2, warmup=False))
-    samples = RayDiffusionEstimator(engine).estimate_samples_from_images(images, K)
-    assert isinstance(samples, PoseSamples) and samples.num_samples == 2
-    assert samples.K is None                      # the given intrinsics were used
-    relative_true = R[1] @ R[0].T
+    engine = RayDiffusionEngine(oracle_for(images, R, t, K, tiny_config()),
+                                EngineConfig(num_samples=2, warmup=False))
+    result = engine.estimate(ViewSetInput(images, K))
+    assert isinstance(engine, PoseEstimator) and result.num_samples == 2
+    assert not result.intrinsics_estimated        # the given intrinsics were used
+    np.testing.assert_allclose(result.K, K)
+    assert result.pose_sources == ('reference',) + ('ray_diffusion',) * (len(images) - 1)
+    relative_true = R[0] @ R[1].T                  # rotation of camera0_T_camera1
     for s in range(2):
-        np.testing.assert_allclose(samples.R[s, 1] @ samples.R[s, 0].T, relative_true,
-                                   atol=1e-5)
+        np.testing.assert_allclose(result.samples_reference_T_camera[s, 1, :3, :3],
+                                   relative_true, atol=1e-5)
 
 
 def test_raydiff_eval_runs_the_model_on_shared_data(shared_dir, tmp_path, capsys):

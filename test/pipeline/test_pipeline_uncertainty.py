@@ -3,9 +3,8 @@
 import numpy as np
 import pytest
 
-from raydiff_ros.pipeline.poses import (
+from raydiff_ros.geometry.transforms import (
     PoseError,
-    PoseSamples,
     check_transforms,
     chordal_mean_rotation,
     invert_transforms,
@@ -69,38 +68,6 @@ def test_projection_to_rotation_undoes_rounding_and_refuses_reflections():
 def test_invalid_transforms_are_refused(matrix, words):
     with pytest.raises(PoseError, match=words):
         check_transforms(matrix)
-
-
-def test_reference_poses_are_independent_of_the_world_gauge(poses, rng):
-    world_T_cameras = np.stack([poses.random_pose(rng) for _ in range(4)])
-    cameras_T_world = invert_transforms(world_T_cameras)
-    samples = PoseSamples.single(cameras_T_world[:, :3, :3], cameras_T_world[:, :3, 3])
-    reference_T_cameras = samples.reference_T_cameras(0)[0]
-    expected = invert_transforms(world_T_cameras[0]) @ world_T_cameras
-    np.testing.assert_allclose(reference_T_cameras, expected, atol=1e-12)
-    np.testing.assert_allclose(reference_T_cameras[0], np.eye(4), atol=1e-12)
-    # Another world frame (rigid change): same relative poses. Scaling the world by 3 scales
-    # the relative translations by 3.
-    other_T_world = poses.random_pose(rng)
-    moved = cameras_T_world @ invert_transforms(other_T_world)
-    moved[:, :3, 3] *= 3.0
-    again = PoseSamples.single(moved[:, :3, :3], moved[:, :3, 3]).reference_T_cameras(0)[0]
-    np.testing.assert_allclose(again[:, :3, :3], expected[:, :3, :3], atol=1e-12)
-    np.testing.assert_allclose(again[:, :3, 3], 3.0 * expected[:, :3, 3], atol=1e-12)
-
-
-def test_pose_samples_validation():
-    with pytest.raises(PoseError, match='S, N, 3, 3'):
-        PoseSamples(R=np.zeros((2, 3, 3)), t=np.zeros((2, 3)))
-    with pytest.raises(PoseError, match='translations'):
-        PoseSamples(R=np.zeros((1, 2, 3, 3)), t=np.zeros((1, 3, 3)))
-    samples = PoseSamples(R=np.tile(np.eye(3), (1, 2, 1, 1)), t=np.full((1, 2, 3), np.nan))
-    assert not samples.is_finite()
-    with pytest.raises(PoseError, match='non-finite'):
-        samples.reference_T_cameras()
-    finite = PoseSamples(R=np.tile(np.eye(3), (1, 2, 1, 1)), t=np.zeros((1, 2, 3)))
-    with pytest.raises(PoseError, match='reference_index'):
-        finite.reference_T_cameras(2)
 
 
 CONFIG = UncertaintyConfig(translation_variance_floor=1e-4, rotation_variance_floor=3e-4)

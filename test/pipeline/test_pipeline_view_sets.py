@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from raydiff_ros.geometry.transforms import make_transforms
 from raydiff_ros.pipeline.keyframes import KeyframeBuffer, KeyframeConfig
-from raydiff_ros.pipeline.poses import make_transforms
 from raydiff_ros.pipeline.view_sets import (
     ViewSet,
     ViewSetBuilder,

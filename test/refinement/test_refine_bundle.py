@@ -6,16 +6,22 @@ import pytest
 import refinement_scenes as scenes
 import torch
 
-from raydiff_ros.evaluation.estimators import axis_angle_rotations
-from raydiff_ros.geometry.metrics import camera_centers, rotation_angle_deg
+from raydiff_ros.features.matching import PairMatches
+from raydiff_ros.geometry.transforms import (
+    axis_angle_rotations,
+    camera_centers,
+    invert_transforms,
+    make_transforms,
+    random_rotations,
+    rotation_angle_deg,
+    rotation_exp,
+)
 from raydiff_ros.refinement.bundle import (
     BundleConfig,
     BundleError,
     refine_poses,
-    rotation_exp,
     sampson_residuals,
 )
-from raydiff_ros.refinement.matching import PairMatches
 
 PERTURBATION_DEG = 5.0
 CENTER_NOISE = 0.1
@@ -161,3 +167,20 @@ def test_bad_inputs_raise():
         refine_poses(R, t, K, [outside])
     with pytest.raises(ValueError, match='loss'):
         BundleConfig(loss='l1')
+
+
+def test_the_refinement_does_not_depend_on_the_world_frame_of_the_start():
+    """The same start expressed in another world frame (rotated and moved) refines to the same
+    cameras: the damped steps turn with the frame (block-isotropic Marquardt scaling)."""
+    rng = np.random.default_rng(5)
+    R, t, K = scenes.ring_cameras(4)
+    matches = scenes.synthetic_matches(R, t, K, 80, 0.5, 0.0, rng)
+    R_start, t_start = scenes.perturbed(R, t, 4.0, 0.05, rng)
+    R_a, t_a, report = refine_poses(R_start, t_start, K, matches)
+    assert report.refined
+    other_T_world = make_transforms(random_rotations(rng, 1)[0], [1.0, -2.0, 0.5])
+    moved = make_transforms(R_start, t_start) @ invert_transforms(other_T_world)
+    R_b, t_b, _ = refine_poses(moved[:, :3, :3], moved[:, :3, 3], K, matches)
+    back = make_transforms(R_b, t_b) @ other_T_world
+    np.testing.assert_allclose(back[:, :3, :3], R_a, atol=1e-9)
+    np.testing.assert_allclose(back[:, :3, 3], t_a, atol=1e-9)

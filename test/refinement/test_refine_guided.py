@@ -1,4 +1,4 @@
-"""``refine='guided'``: the engine's sampler with Sampson guidance (``guided_estimator``)."""
+"""Refinement ``'guided'``: the engine's sampler with Sampson guidance (``guided_estimator``)."""
 
 import logging
 
@@ -9,16 +9,20 @@ import refinement_scenes as scenes
 from tiny_models import random_model, tiny_config
 import torch
 
-from raydiff_ros.evaluation.estimators import PoseEstimate, create_estimator
-from raydiff_ros.inference.adapters import RayDiffusionEstimator, pose_estimate
-from raydiff_ros.inference.engine import EngineConfig, PoseEstimator
+from raydiff_ros.estimation import (
+    EstimationResult,
+    RefinementError,
+    ViewSetInput,
+    create_estimator,
+    with_refinement,
+)
+from raydiff_ros.inference.engine import EngineConfig, RayDiffusionEngine
 from raydiff_ros.refinement.bundle import sampson_residuals
 from raydiff_ros.refinement.guidance import GuidanceConfig
 from raydiff_ros.refinement.guided_estimator import (
     GuidedConfig,
     GuidedRayDiffusionEstimator,
 )
-from raydiff_ros.refinement.selection import RefinementError, with_refinement
 
 NUM_VIEWS = 3
 NUM_SAMPLES = 2
@@ -44,12 +48,12 @@ def scene():
     return {'R': R, 't': t, 'K': K, 'matches': matches, 'images': images}
 
 
-def ray_diffusion(model) -> RayDiffusionEstimator:
-    return RayDiffusionEstimator(PoseEstimator(model, EngineConfig(
-        device='cpu', num_samples=NUM_SAMPLES, warmup=False)))
+def ray_diffusion(model) -> RayDiffusionEngine:
+    return RayDiffusionEngine(model, EngineConfig(device='cpu', num_samples=NUM_SAMPLES,
+                                                  warmup=False))
 
 
-def tiny_random(seed: int) -> RayDiffusionEstimator:
+def tiny_random(seed: int) -> RayDiffusionEngine:
     return ray_diffusion(random_model(tiny_config(max_images=NUM_VIEWS,
                                                   sampling_stride=SAMPLING_STRIDE), seed=seed))
 
@@ -60,7 +64,7 @@ def guided(base, scene, guidance=TINY_GUIDANCE, matches=None) -> GuidedRayDiffus
                                        matcher=lambda images, K: known)
 
 
-def median_sampson_px(estimate: PoseEstimate, scene) -> float:
+def median_sampson_px(estimate: EstimationResult, scene) -> float:
     """Median |Sampson residual| (pixels) of the scene's matches under the estimated cameras."""
     matches = scene['matches']
     sizes = [pair.num_matches for pair in matches]
@@ -68,8 +72,9 @@ def median_sampson_px(estimate: PoseEstimate, scene) -> float:
     def homogeneous(points):
         return torch.from_numpy(np.concatenate([points, np.ones((len(points), 1))], axis=1))
 
+    R, t = estimate.world_to_camera()
     residuals = sampson_residuals(
-        torch.from_numpy(estimate.R), torch.from_numpy(estimate.t),
+        torch.from_numpy(R), torch.from_numpy(t),
         torch.from_numpy(np.linalg.inv(scene['K'])),
         torch.from_numpy(np.repeat([p.i for p in matches], sizes)),
         torch.from_numpy(np.repeat([p.j for p in matches], sizes)),
@@ -82,27 +87,28 @@ def median_sampson_px(estimate: PoseEstimate, scene) -> float:
 def test_guided_random_model_has_a_lower_sampson_error_than_the_plain_sampler(scene,
                                                                              model_seed):
     base = tiny_random(model_seed)
-    plain = base.estimate_from_images(scene['images'], scene['K'])
+    inputs = ViewSetInput(scene['images'], scene['K'])
+    plain = base.estimate(inputs)
     estimator = guided(base, scene)
-    result = estimator.estimate_result(scene['images'], scene['K'])
-    refined = pose_estimate(result)
-    before, after = median_sampson_px(plain, scene), median_sampson_px(refined, scene)
+    result = estimator.estimate(inputs)
+    before, after = median_sampson_px(plain, scene), median_sampson_px(result, scene)
     report = estimator.last_report
     print(f'\nrandom model {model_seed}: median Sampson {before:.1f} -> {after:.1f} px, '
-          f'matching + guidance {estimator.last_refinement_seconds:.3f} s')
+          f'matching + guidance {result.timings_s["refinement"]:.3f} s')
     assert report.guided and report.reason == ''
     assert report.num_matches == NUM_VIEWS * (NUM_VIEWS - 1) // 2 * POINTS_PER_PAIR
     assert len(report.losses) == TINY_GUIDANCE.last_steps * TINY_GUIDANCE.iterations
     assert result.samples_reference_T_camera.shape == (NUM_SAMPLES, NUM_VIEWS, 4, 4)
     assert np.isfinite(result.samples_reference_T_camera).all()
     assert result.timings_s['guidance'] == report.guidance_seconds > 0
-    assert estimator.last_refinement_seconds == pytest.approx(
+    assert result.timings_s['refinement'] == pytest.approx(
         report.matching_seconds + report.guidance_seconds)
+    assert result.pose_sources[1:] == ('ray_diffusion+guided',) * (NUM_VIEWS - 1)
     assert after < before
 
 
 @pytest.fixture(scope='module')
-def off_oracle(scene) -> RayDiffusionEstimator:
+def off_oracle(scene) -> RayDiffusionEngine:
     """A denoiser that always predicts the rays of cameras 5 deg off the truth (the matches
     are those of the true cameras): the plain path returns the perturbed cameras."""
     rng = np.random.default_rng(1)
@@ -114,20 +120,20 @@ def off_oracle(scene) -> RayDiffusionEstimator:
 
 
 def test_guidance_pulls_an_off_oracle_towards_the_matched_geometry(scene, off_oracle):
-    before = median_sampson_px(off_oracle.estimate_from_images(scene['images'], scene['K']),
-                               scene)
+    inputs = ViewSetInput(scene['images'], scene['K'])
+    before = median_sampson_px(off_oracle.estimate(inputs), scene)
     estimator = guided(off_oracle, scene, GuidanceConfig(step=0.003, iterations=10,
                                                          last_steps=1))
-    after = median_sampson_px(estimator.estimate_from_images(scene['images'], scene['K']), scene)
+    after = median_sampson_px(estimator.estimate(inputs), scene)
     print(f'\noff oracle: median Sampson {before:.2f} -> {after:.2f} px')
     assert after < 0.5 * before
 
 
 def test_without_guided_steps_the_guided_path_is_the_plain_path(scene):
     base = tiny_random(0)
-    plain = base.estimate_result(scene['images'], scene['K'])
-    unguided = guided(base, scene, GuidanceConfig(last_steps=0)).estimate_result(
-        scene['images'], scene['K'])
+    inputs = ViewSetInput(scene['images'], scene['K'])
+    plain = base.estimate(inputs)
+    unguided = guided(base, scene, GuidanceConfig(last_steps=0)).estimate(inputs)
     assert np.allclose(unguided.samples_reference_T_camera, plain.samples_reference_T_camera,
                        atol=1e-6)
 
@@ -143,14 +149,15 @@ def test_fallback_to_the_plain_sampler_says_why(scene, off_oracle, caplog, K, ma
         scenes.PairMatches(i=0, j=1, points_i=scene['matches'][0].points_i[:5],
                            points_j=scene['matches'][0].points_j[:5])]
     estimator = guided(base, scene, matches=kept)
+    inputs = ViewSetInput(scene['images'], K)
     with caplog.at_level(logging.WARNING):
-        samples = estimator.estimate_samples_from_images(scene['images'], K)
-    plain = base.estimate_samples_from_images(scene['images'], K)
+        samples = estimator.estimate(inputs)
+    plain = base.estimate(inputs)
     report = estimator.last_report
     assert not report.guided and reason in report.reason and not report.losses
-    assert report.guidance_seconds == 0 and estimator.last_refinement_seconds >= 0
+    assert report.guidance_seconds == 0 and samples.timings_s['refinement'] >= 0
     assert reason in caplog.text
-    assert np.array_equal(samples.R, plain.R) and np.array_equal(samples.t, plain.t)
+    assert np.array_equal(samples.samples_reference_T_camera, plain.samples_reference_T_camera)
 
 
 def test_guided_needs_a_diffusion_sampler():

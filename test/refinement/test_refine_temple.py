@@ -3,16 +3,22 @@
 import numpy as np
 import pytest
 
+from raydiff_ros.estimation import (
+    EstimatorError,
+    RefinementError,
+    create_estimator,
+    with_refinement,
+)
+from raydiff_ros.estimation.reference import NoisyOracleEstimator
 from raydiff_ros.evaluation.cli import main
 from raydiff_ros.evaluation.datasets import load_dataset
-from raydiff_ros.evaluation.estimators import create_estimator
 from raydiff_ros.evaluation.harness import HarnessConfig, run_evaluation
-from raydiff_ros.evaluation.view_set import ViewSet
-from raydiff_ros.geometry.metrics import camera_centers, relative_rotation_errors_deg
+from raydiff_ros.evaluation.view_set import SceneViewSet
+from raydiff_ros.features.matching import MatchingConfig, MatchingError, match_view_set
+from raydiff_ros.geometry.metrics import relative_rotation_errors_deg
+from raydiff_ros.geometry.transforms import camera_centers
 from raydiff_ros.refinement.bundle import refine_poses
-from raydiff_ros.refinement.matching import MatchingConfig, MatchingError, match_view_set
 from raydiff_ros.refinement.refined_estimator import RefinedEstimator
-from raydiff_ros.refinement.selection import RefinementError, with_refinement
 
 START_IMAGES = (0, 15, 30)
 VIEWS_PER_SET = 4
@@ -35,7 +41,7 @@ def neighbour_sets(dataset) -> list[tuple[int, ...]]:
 
 
 def test_verified_matches_agree_with_the_true_poses(temple):
-    view_set = ViewSet(temple, neighbour_sets(temple)[0])
+    view_set = SceneViewSet(temple, neighbour_sets(temple)[0])
     images = view_set.images()
     matches = match_view_set(images, view_set.K)
     assert [(p.i, p.j) for p in matches] == [(i, j) for i in range(4) for j in range(i + 1, 4)]
@@ -63,18 +69,20 @@ def test_blank_images_give_no_pairs_and_bad_input_raises():
 
 
 def test_noisy_oracle_plus_bundle_improves_rotations(temple):
-    oracle = create_estimator('noisy_oracle', seed=0,
-                              rotation_noise_deg=ORACLE_ROTATION_NOISE_DEG)
-    refined = RefinedEstimator(create_estimator('noisy_oracle', seed=0,
-                                                rotation_noise_deg=ORACLE_ROTATION_NOISE_DEG))
+    oracle = NoisyOracleEstimator(seed=0, rotation_noise_deg=ORACLE_ROTATION_NOISE_DEG)
+    refined = RefinedEstimator(NoisyOracleEstimator(
+        seed=0, rotation_noise_deg=ORACLE_ROTATION_NOISE_DEG))
     before, after, seconds = [], [], []
     for indices in neighbour_sets(temple):
-        view_set = ViewSet(temple, indices)
-        coarse, fine = oracle.estimate(view_set), refined.estimate(view_set)
-        before.append(relative_rotation_errors_deg(coarse.R, view_set.ground_truth_R).mean())
-        after.append(relative_rotation_errors_deg(fine.R, view_set.ground_truth_R).mean())
-        seconds.append(refined.last_refinement_seconds)
+        view_set = SceneViewSet(temple, indices)
+        inputs = view_set.estimation_input()
+        coarse, fine = oracle.estimate(inputs), refined.estimate(inputs)
+        for result, errors in ((coarse, before), (fine, after)):
+            R, _ = result.world_to_camera()
+            errors.append(relative_rotation_errors_deg(R, view_set.ground_truth_R).mean())
+        seconds.append(fine.timings_s['refinement'])
         assert refined.last_report.refined
+        assert fine.pose_sources[1:] == ('noisy_oracle+bundle',) * (VIEWS_PER_SET - 1)
     print(f'\ntemple_ring, {VIEWS_PER_SET} neighbouring views: mean rotation error per set '
           f'{np.round(before, 2)} -> {np.round(after, 3)} deg; matching + refinement '
           f'{np.round(seconds, 2)} s per view set (CPU)')
@@ -87,7 +95,7 @@ def test_with_refinement_selects_the_wrapper():
     assert with_refinement(base, 'none') is base
     wrapped = with_refinement(base, 'bundle')
     assert isinstance(wrapped, RefinedEstimator) and wrapped.name == 'random+bundle'
-    with pytest.raises(ValueError, match='refine must be one of'):
+    with pytest.raises(EstimatorError, match='refinement must be one of'):
         with_refinement(base, 'magic')
     with pytest.raises(RefinementError, match="'random' has no sampler"):
         with_refinement(base, 'guided')

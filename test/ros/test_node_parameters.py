@@ -9,7 +9,7 @@ rclpy = pytest.importorskip('rclpy', reason='rclpy is not installed (run: make t
 
 from rclpy.parameter import Parameter  # noqa: E402
 
-from raydiff_ros.refinement.selection import REFINEMENTS  # noqa: E402
+from raydiff_ros.estimation import REFINEMENTS  # noqa: E402
 from raydiff_ros.ros.estimator_node import EstimatorNode  # noqa: E402
 from raydiff_ros.ros.node_parameters import ALL_PARAMETERS  # noqa: E402
 

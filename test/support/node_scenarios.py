@@ -8,12 +8,10 @@ arbitrary gauge (rotated, translated and scaled world), as a few slightly pertur
 so the node's scale handling, alignment and covariances are exercised.
 """
 
-from typing import Optional
-
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from raydiff_ros.pipeline.poses import PoseSamples
+from raydiff_ros.estimation import EstimationResult, EstimatorOptions, ViewSetInput
 
 IMAGE_WIDTH, IMAGE_HEIGHT = 160, 120
 ID_BLOCK = 32
@@ -61,6 +59,8 @@ def read_pose_id(image: np.ndarray) -> int:
 class OracleEstimator:
     """Returns the true poses of the ids in the images (see the module docstring)."""
 
+    name = 'oracle'
+
     def __init__(self, nan: bool = False, seed: int = 0) -> None:
         self.nan = nan
         self.rng = np.random.default_rng(seed)
@@ -69,7 +69,8 @@ class OracleEstimator:
         gauge[:3, 3] = [5.0, -1.0, 2.0]
         self.gauge_T_world = gauge
 
-    def estimate_samples_from_images(self, images, K: Optional[np.ndarray]) -> PoseSamples:
+    def estimate(self, view_set: ViewSetInput) -> EstimationResult:
+        images, K = view_set.image_list(), view_set.K
         ids = [read_pose_id(image) for image in images]
         R = np.empty((NUM_SAMPLES, len(ids), 3, 3))
         t = np.empty((NUM_SAMPLES, len(ids), 3))
@@ -89,18 +90,19 @@ class OracleEstimator:
         if K is None:  # like the model: estimate intrinsics (the true ones, at the image size)
             scale = images[0].shape[1] / IMAGE_WIDTH
             estimated_K = np.stack([np.diag([scale, scale, 1.0]) @ intrinsics()] * len(ids))
-        return PoseSamples(R=R, t=t, K=estimated_K)
+        return EstimationResult.from_world_to_camera(R, t, K=estimated_K,
+                                                     intrinsics_estimated=K is None)
 
 
-def make_oracle(**options) -> OracleEstimator:
+def make_oracle(options: EstimatorOptions) -> OracleEstimator:
     return OracleEstimator()
 
 
-def make_nan_estimator(**options) -> OracleEstimator:
+def make_nan_estimator(options: EstimatorOptions) -> OracleEstimator:
     return OracleEstimator(nan=True)
 
 
-def make_failing_estimator(**options):
+def make_failing_estimator(options: EstimatorOptions):
     raise FileNotFoundError('no model here (test double)')
 
 
@@ -113,16 +115,16 @@ class GatedOracleEstimator(OracleEstimator):
         super().__init__()
         self.gate = gate
 
-    def estimate_samples_from_images(self, images, K):
+    def estimate(self, view_set: ViewSetInput) -> EstimationResult:
         import os
         import time
         with open(self.gate + '.started', 'w'):
             pass
         while not os.path.exists(self.gate):
             time.sleep(self.POLL_S)
-        return super().estimate_samples_from_images(images, K)
+        return super().estimate(view_set)
 
 
-def make_gated_oracle(**options) -> GatedOracleEstimator:
+def make_gated_oracle(options: EstimatorOptions) -> GatedOracleEstimator:
     import os
     return GatedOracleEstimator(os.environ['RAYDIFF_TEST_GATE'])

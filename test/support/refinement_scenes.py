@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from raydiff_ros.evaluation.estimators import axis_angle_rotations
-from raydiff_ros.refinement.matching import PairMatches
+from raydiff_ros.features.matching import PairMatches
+from raydiff_ros.geometry.transforms import axis_angle_rotations
 
 FOCAL_PX = 500.0
 IMAGE_SIZE = (640, 480)

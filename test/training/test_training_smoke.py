@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from raydiff_ros.data.dataset import truncate_views
-from raydiff_ros.inference.engine import PoseEstimator
+from raydiff_ros.inference.engine import RayDiffusionEngine
 from raydiff_ros.model.checkpoint import load_model, save_model
 from raydiff_ros.training.checkpointing import list_checkpoints, load_training_state
 from raydiff_ros.training.cli import main as train_main
@@ -57,7 +57,7 @@ def test_run_checkpoint_resume_and_curves(tiny_train_dict, tmp_path):
     # a checkpoint is a model folder the inference engine loads as is
     model = load_model(result.checkpoint)
     assert model.config.denoiser.hidden_size == 32
-    PoseEstimator(result.checkpoint)
+    RayDiffusionEngine(result.checkpoint)
 
     with pytest.raises(TrainingError, match='--resume'):
         Trainer(config, log=quiet)

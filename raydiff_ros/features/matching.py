@@ -1,11 +1,14 @@
 """Verified feature matches of a view set: SIFT, Lowe's ratio test, essential-matrix RANSAC.
 
-For every pair (i, j), i < j, of N images: SIFT features and ratio-test matches come from
-``raydiff_ros.evaluation.classical`` (the same functions as the ``classical_sift`` baseline);
-a match is kept when it is an inlier of ``cv2.findEssentialMat`` (MAGSAC++ or RANSAC, threshold
-``ransac_threshold_px`` over the mean focal length) on K-normalised points. Pairs with fewer
-than ``min_matches`` ratio-test matches or ``min_inliers`` inliers are left out. Returned points
-are pixels of the ORIGINAL images (a downscale applied before SIFT is undone).
+For every pair (i, j), i < j, of N images: SIFT features and ratio-test matches
+(:mod:`.sift`); a match is kept when it is an inlier of ``cv2.findEssentialMat`` (MAGSAC++ or
+RANSAC, threshold ``ransac_threshold_px`` over the mean focal length) on K-normalised points
+(:func:`essential_matrix`). Pairs with fewer than ``min_matches`` ratio-test matches or
+``min_inliers`` inliers are left out. Returned points are pixels of the ORIGINAL images (a
+downscale applied before SIFT is undone).
+
+Unknown intrinsics are guessed (:func:`guess_intrinsics`): ``f = UNKNOWN_FOCAL_FACTOR *
+max(W, H)`` (about a 45 deg horizontal field of view), principal point at the image centre.
 """
 
 from dataclasses import dataclass
@@ -14,21 +17,42 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from raydiff_ros.evaluation.classical import (
-    ESSENTIAL_METHODS,
-    SiftMatchingConfig,
-    extract_features,
-    guess_intrinsics,
-    normalized_points,
-    ratio_matches,
-)
+from raydiff_ros.features.sift import extract_features, ratio_matches
 
+UNKNOWN_FOCAL_FACTOR = 1.2
+"""Focal length guess in units of the longer image side when K is unknown."""
+ESSENTIAL_METHODS = {'magsac': cv2.USAC_MAGSAC, 'ransac': cv2.RANSAC}
 ESSENTIAL_MATRIX_ROWS = 3
 """``findEssentialMat`` may stack several 3x3 solutions; the first one is used."""
 
 
 class MatchingError(ValueError):
     """Bad images or intrinsics were given to the matcher."""
+
+
+@dataclass(frozen=True)
+class SiftMatchingConfig:
+    """SIFT features, ratio test and essential-matrix RANSAC (matching and ``classical_sift``)."""
+
+    max_features: int = 4000
+    ratio: float = 0.8
+    min_matches: int = 15
+    min_inliers: int = 12
+    ransac_threshold_px: float = 1.0
+    ransac_confidence: float = 0.999
+    method: str = 'magsac'
+    max_image_side: int = 1280
+    """Images with a longer side are downscaled (K scaled accordingly) before SIFT."""
+
+    def __post_init__(self) -> None:
+        if self.method not in ESSENTIAL_METHODS:
+            raise ValueError(f'method must be one of {sorted(ESSENTIAL_METHODS)}, got '
+                             f'{self.method!r}')
+        if not 0 < self.ratio < 1 or not 0 < self.ransac_confidence < 1:
+            raise ValueError('ratio and ransac_confidence must lie in (0, 1)')
+        if min(self.max_features, self.min_matches, self.min_inliers,
+               self.max_image_side) < 1 or self.ransac_threshold_px <= 0:
+            raise ValueError('counts and thresholds must be positive')
 
 
 @dataclass(frozen=True)
@@ -70,6 +94,19 @@ class PairMatches:
         return int(self.points_i.shape[0])
 
 
+def guess_intrinsics(width: int, height: int) -> np.ndarray:
+    """K (3, 3) for unknown intrinsics: ``f = UNKNOWN_FOCAL_FACTOR * max(W, H)``, centred."""
+    focal = UNKNOWN_FOCAL_FACTOR * max(width, height)
+    return np.array([[focal, 0.0, width / 2], [0.0, focal, height / 2], [0.0, 0.0, 1.0]])
+
+
+def normalized_points(points: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Pixel points (M, 2) -> normalised image coordinates (M, 2) ``K^-1 [u, v, 1]``."""
+    homogeneous = np.concatenate([points, np.ones((len(points), 1))], axis=1)
+    normalized = homogeneous @ np.linalg.inv(K).T
+    return normalized[:, :2] / normalized[:, 2:]
+
+
 def _check_inputs(images: list, K: Optional[np.ndarray]) -> np.ndarray:
     if len(images) < 2:
         raise MatchingError(f'a view set needs at least 2 images, got {len(images)}')
@@ -83,6 +120,27 @@ def _check_inputs(images: list, K: Optional[np.ndarray]) -> np.ndarray:
     if K.shape != (len(images), 3, 3):
         raise MatchingError(f'K must have shape ({len(images)}, 3, 3), got {K.shape}')
     return K
+
+
+def essential_matrix(points_i: np.ndarray, points_j: np.ndarray, focal_px: float,
+                     config: SiftMatchingConfig) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    """Robust essential matrix of putative correspondences, or None when RANSAC fails.
+
+    Args:
+        points_i, points_j: (M, 2) K-normalised image coordinates in images i and j.
+        focal_px: focal length in pixels that converts ``ransac_threshold_px``.
+        config: RANSAC method, confidence and threshold.
+
+    Returns:
+        ``E`` (3, 3) with ``x_j^T E x_i = 0`` and the (M,) bool inlier mask.
+    """
+    E, mask = cv2.findEssentialMat(points_i, points_j, np.eye(3),
+                                   method=ESSENTIAL_METHODS[config.method],
+                                   prob=config.ransac_confidence,
+                                   threshold=config.ransac_threshold_px / focal_px)
+    if E is None or E.shape[0] < ESSENTIAL_MATRIX_ROWS or mask is None:
+        return None
+    return E[:ESSENTIAL_MATRIX_ROWS], mask.ravel() > 0
 
 
 def verified_pair(i: int, j: int, pixels_i: np.ndarray, pixels_j: np.ndarray,
@@ -99,15 +157,11 @@ def verified_pair(i: int, j: int, pixels_i: np.ndarray, pixels_j: np.ndarray,
     if len(pixels_i) < config.min_matches:
         return None
     focal = np.mean([K_i[0, 0], K_i[1, 1], K_j[0, 0], K_j[1, 1]])
-    E, mask = cv2.findEssentialMat(
-        normalized_points(pixels_i, K_i), normalized_points(pixels_j, K_j), np.eye(3),
-        method=ESSENTIAL_METHODS[config.method], prob=config.ransac_confidence,
-        threshold=config.ransac_threshold_px / focal)
-    if E is None or E.shape[0] < ESSENTIAL_MATRIX_ROWS or mask is None:
+    fit = essential_matrix(normalized_points(pixels_i, K_i), normalized_points(pixels_j, K_j),
+                           focal, config)
+    if fit is None or fit[1].sum() < config.min_inliers:
         return None
-    inliers = mask.ravel() > 0
-    if inliers.sum() < config.min_inliers:
-        return None
+    inliers = fit[1]
     return PairMatches(i=i, j=j, points_i=pixels_i[inliers], points_j=pixels_j[inliers])
 
 

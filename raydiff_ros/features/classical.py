@@ -24,54 +24,34 @@ For N images:
    and the centroid of the placed centres (a *camera fallback*, counted, uncertainty 1).
    Nothing raises for lack of matches.
 
+Features and matching come from :mod:`.sift`, :mod:`.matching` and :mod:`.two_view`. The
+result's ``pose_sources`` name each camera's origin: ``'reference'`` (camera 0),
+``'essential_matrix'`` (placed through the spanning tree) or ``'fallback'``.
+
 ``uncertainty`` of a placed camera is ``1 / sqrt(inliers)`` of the pair that placed it (0 for
 camera 0). Counters of the last call and of all calls are in ``last_stats`` and ``stats``.
 """
 
 from dataclasses import dataclass, fields
 import heapq
-from typing import Optional
+import time
 
 import cv2
 import numpy as np
 
-from raydiff_ros.evaluation.estimators import (
-    ImagePoseEstimator,
-    PoseEstimate,
+from raydiff_ros.estimation.contract import (
+    POSE_SOURCE_REFERENCE,
+    EstimationResult,
+    ViewSetInput,
 )
+from raydiff_ros.estimation.registry import EstimatorOptions
+from raydiff_ros.features.matching import SiftMatchingConfig, guess_intrinsics
+from raydiff_ros.features.sift import extract_features
+from raydiff_ros.features.two_view import pair_geometry
 
-UNKNOWN_FOCAL_FACTOR = 1.2
-"""Focal length guess in units of the longer image side when K is unknown."""
 FALLBACK_UNCERTAINTY = 1.0
-MAX_TRIANGULATION_DEPTH = 50.0
-"""``recoverPose`` distance threshold: points farther than this many baselines are dropped."""
-ESSENTIAL_METHODS = {'magsac': cv2.USAC_MAGSAC, 'ransac': cv2.RANSAC}
-KNN_NEIGHBOURS = 2
-
-
-@dataclass(frozen=True)
-class SiftMatchingConfig:
-    """SIFT features, ratio test and essential-matrix RANSAC (shared with the refinement)."""
-
-    max_features: int = 4000
-    ratio: float = 0.8
-    min_matches: int = 15
-    min_inliers: int = 12
-    ransac_threshold_px: float = 1.0
-    ransac_confidence: float = 0.999
-    method: str = 'magsac'
-    max_image_side: int = 1280
-    """Images with a longer side are downscaled (K scaled accordingly) before SIFT."""
-
-    def __post_init__(self) -> None:
-        if self.method not in ESSENTIAL_METHODS:
-            raise ValueError(f'method must be one of {sorted(ESSENTIAL_METHODS)}, got '
-                             f'{self.method!r}')
-        if not 0 < self.ratio < 1 or not 0 < self.ransac_confidence < 1:
-            raise ValueError('ratio and ransac_confidence must lie in (0, 1)')
-        if min(self.max_features, self.min_matches, self.min_inliers,
-               self.max_image_side) < 1 or self.ransac_threshold_px <= 0:
-            raise ValueError('counts and thresholds must be positive')
+POSE_SOURCE_PAIR = 'essential_matrix'
+POSE_SOURCE_FALLBACK = 'fallback'
 
 
 @dataclass(frozen=True)
@@ -100,115 +80,6 @@ class ClassicalStats:
             setattr(self, item.name, getattr(self, item.name) + getattr(other, item.name))
 
 
-@dataclass
-class Features:
-    """SIFT keypoints (M, 2) in pixels and descriptors (M, 128) of one image."""
-
-    points: np.ndarray
-    descriptors: Optional[np.ndarray]
-
-
-@dataclass
-class PairGeometry:
-    """Relative pose ``cam_j_T_cam_i`` of a pair and its triangulated inliers.
-
-    Attributes:
-        i, j: image indices (i < j).
-        R: (3, 3) rotation, ``x_j = R x_i + t``.
-        t: (3,) unit translation.
-        inliers: cheirality inliers.
-        keypoints_i, keypoints_j: (M,) keypoint indices of the triangulated inliers.
-        depths_i, depths_j: (M,) their depths in camera i / j at unit baseline.
-    """
-
-    i: int
-    j: int
-    R: np.ndarray
-    t: np.ndarray
-    inliers: int
-    keypoints_i: np.ndarray
-    keypoints_j: np.ndarray
-    depths_i: np.ndarray
-    depths_j: np.ndarray
-
-    def oriented(self, parent: int) -> tuple:
-        """(R_cp, t_cp, parent keypoints, parent depths, child keypoints, child depths) for
-        moving from ``parent`` (i or j) to the other camera."""
-        if parent == self.i:
-            return (self.R, self.t, self.keypoints_i, self.depths_i, self.keypoints_j,
-                    self.depths_j)
-        R_back = self.R.T
-        return (R_back, -R_back @ self.t, self.keypoints_j, self.depths_j, self.keypoints_i,
-                self.depths_i)
-
-
-def guess_intrinsics(width: int, height: int) -> np.ndarray:
-    """K (3, 3) for unknown intrinsics: ``f = UNKNOWN_FOCAL_FACTOR * max(W, H)``, centred."""
-    focal = UNKNOWN_FOCAL_FACTOR * max(width, height)
-    return np.array([[focal, 0.0, width / 2], [0.0, focal, height / 2], [0.0, 0.0, 1.0]])
-
-
-def extract_features(image: np.ndarray, sift, max_side: int) -> tuple[Features, float]:
-    """SIFT features of an (H, W, 3) uint8 RGB image, and the downscale factor applied."""
-    grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
-    factor = min(1.0, max_side / max(grey.shape))
-    if factor < 1.0:
-        grey = cv2.resize(grey, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
-    keypoints, descriptors = sift.detectAndCompute(grey, None)
-    points = np.array([kp.pt for kp in keypoints], dtype=np.float64).reshape(-1, 2)
-    return Features(points=points, descriptors=descriptors), factor
-
-
-def ratio_matches(a: Features, b: Features, ratio: float) -> np.ndarray:
-    """(M, 2) index pairs (into a, into b) passing Lowe's ratio test."""
-    if (a.descriptors is None or b.descriptors is None or len(a.points) < KNN_NEIGHBOURS
-            or len(b.points) < KNN_NEIGHBOURS):
-        return np.zeros((0, 2), dtype=np.int64)
-    matcher = cv2.BFMatcher(cv2.NORM_L2)
-    pairs = [(m.queryIdx, m.trainIdx)
-             for m, n in (p for p in matcher.knnMatch(a.descriptors, b.descriptors,
-                                                      k=KNN_NEIGHBOURS) if len(p) == 2)
-             if m.distance < ratio * n.distance]
-    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
-
-
-def normalized_points(points: np.ndarray, K: np.ndarray) -> np.ndarray:
-    """Pixel points (M, 2) -> normalised image coordinates (M, 2) ``K^-1 [u, v, 1]``."""
-    homogeneous = np.concatenate([points, np.ones((len(points), 1))], axis=1)
-    normalized = homogeneous @ np.linalg.inv(K).T
-    return normalized[:, :2] / normalized[:, 2:]
-
-
-def pair_geometry(i: int, j: int, features: list, K: np.ndarray,
-                  config: ClassicalConfig) -> Optional[PairGeometry]:
-    """Relative pose of images i and j, or None when the pair fails (see module docstring)."""
-    matches = ratio_matches(features[i], features[j], config.ratio)
-    if len(matches) < config.min_matches:
-        return None
-    points_i = normalized_points(features[i].points[matches[:, 0]], K[i])
-    points_j = normalized_points(features[j].points[matches[:, 1]], K[j])
-    focal = np.mean([K[i][0, 0], K[i][1, 1], K[j][0, 0], K[j][1, 1]])
-    identity = np.eye(3)
-    E, mask = cv2.findEssentialMat(points_i, points_j, identity,
-                                   method=ESSENTIAL_METHODS[config.method],
-                                   prob=config.ransac_confidence,
-                                   threshold=config.ransac_threshold_px / focal)
-    if E is None or E.shape[0] < 3 or mask is None:
-        return None
-    count, R, t, pose_mask, points = cv2.recoverPose(
-        E[:3], points_i, points_j, cameraMatrix=identity,
-        distanceThresh=MAX_TRIANGULATION_DEPTH, mask=mask.copy())
-    good = pose_mask.ravel() > 0
-    if count < config.min_inliers or good.sum() < config.min_inliers:
-        return None
-    camera_i = (points[:3] / points[3:]).T[good]
-    camera_j = camera_i @ R.T + t.ravel()
-    valid = np.isfinite(camera_i).all(axis=1) & (camera_i[:, 2] > 0) & (camera_j[:, 2] > 0)
-    return PairGeometry(i=i, j=j, R=R, t=t.ravel() / np.linalg.norm(t), inliers=int(count),
-                        keypoints_i=matches[good, 0][valid], keypoints_j=matches[good, 1][valid],
-                        depths_i=camera_i[valid, 2], depths_j=camera_j[valid, 2])
-
-
 def maximum_spanning_tree(num_views: int, pairs: dict, root: int = 0) -> list[tuple[int, int]]:
     """Edges (parent, child) of a maximum spanning tree (weight: inliers) grown from ``root``
     (Prim), in the order the children are added. Unreachable cameras are left out."""
@@ -231,7 +102,7 @@ def maximum_spanning_tree(num_views: int, pairs: dict, root: int = 0) -> list[tu
     return edges
 
 
-class ClassicalSiftEstimator(ImagePoseEstimator):
+class ClassicalSiftEstimator:
     """The classical baseline (see the module docstring).
 
     Args:
@@ -247,16 +118,16 @@ class ClassicalSiftEstimator(ImagePoseEstimator):
         self.stats = ClassicalStats()
         self.last_stats = ClassicalStats()
 
-    def estimate_from_images(self, images: list[np.ndarray],
-                             K: Optional[np.ndarray]) -> PoseEstimate:
+    def estimate(self, view_set: ViewSetInput) -> EstimationResult:
+        """Cameras of the view set's images, with its K or guessed intrinsics."""
+        start = time.perf_counter()
         cfg = self.config
+        images = view_set.image_list()
         num = len(images)
-        if num < 1:
-            raise ValueError('classical_sift needs at least one image')
         stats = ClassicalStats()
+        K = view_set.K
         if K is None:
             K = np.stack([guess_intrinsics(im.shape[1], im.shape[0]) for im in images])
-        K = np.asarray(K, dtype=np.float64)
         cv2.setRNGSeed(self.seed)
         sift = cv2.SIFT_create(nfeatures=cfg.max_features)
         features, K_scaled = [], []
@@ -273,16 +144,19 @@ class ClassicalSiftEstimator(ImagePoseEstimator):
                     stats.failed_pairs += 1
                 else:
                     pairs[(i, j)] = geometry
-        R, t, uncertainty = self._chain(num, pairs, stats)
+        R, t, uncertainty, sources = self._chain(num, pairs, stats)
         self.last_stats = stats
         self.stats.add(stats)
-        return PoseEstimate(R=R, t=t, K=K, uncertainty=uncertainty)
+        return EstimationResult.from_world_to_camera(
+            R, t, K=K, intrinsics_estimated=view_set.K is None, uncertainty=uncertainty,
+            pose_sources=sources, timings_s={'total': time.perf_counter() - start})
 
     def _chain(self, num: int, pairs: dict, stats: ClassicalStats):
         R = np.repeat(np.eye(3)[None], num, axis=0)
         t = np.zeros((num, 3))
         uncertainty = np.full(num, FALLBACK_UNCERTAINTY)
         uncertainty[0] = 0.0
+        sources = [POSE_SOURCE_REFERENCE] + [POSE_SOURCE_FALLBACK] * (num - 1)
         placed = {0}
         known_depths: dict[int, dict[int, float]] = {k: {} for k in range(num)}
         scales = []
@@ -298,6 +172,7 @@ class ClassicalSiftEstimator(ImagePoseEstimator):
             for key, depth in zip(kp_child, depth_child, strict=True):
                 known_depths[child].setdefault(int(key), float(scale * depth))
             uncertainty[child] = 1.0 / np.sqrt(geometry.inliers)
+            sources[child] = POSE_SOURCE_PAIR
             placed.add(child)
         missing = [k for k in range(num) if k not in placed]
         if missing:
@@ -306,7 +181,7 @@ class ClassicalSiftEstimator(ImagePoseEstimator):
             centroid = centers.mean(axis=0)
             for k in missing:
                 t[k] = -centroid
-        return R, t, uncertainty
+        return R, t, uncertainty, tuple(sources)
 
     def _scale(self, known: dict, keypoints: np.ndarray, depths: np.ndarray, scales: list,
                stats: ClassicalStats) -> float:
@@ -318,3 +193,9 @@ class ClassicalSiftEstimator(ImagePoseEstimator):
             return float(np.median(ratios))
         stats.scale_fallbacks += 1
         return float(np.mean(scales))
+
+
+def make_classical_sift(options: EstimatorOptions) -> ClassicalSiftEstimator:
+    """Registry factory of ``classical_sift`` (``options.seed`` seeds RANSAC; extra:
+    :class:`ClassicalConfig` fields)."""
+    return ClassicalSiftEstimator(seed=options.seed, **options.extra)
