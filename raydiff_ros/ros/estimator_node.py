@@ -31,13 +31,11 @@ from typing import Any, Optional
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped
 import numpy as np
-from rcl_interfaces.msg import SetParametersResult
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
-from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -53,7 +51,6 @@ from raydiff_ros.calibration.export import (
 from raydiff_ros.msg import PoseGraph as PoseGraphMsg
 from raydiff_ros.msg import ViewSetEstimate as ViewSetEstimateMsg
 from raydiff_ros.pipeline.camera_info import CameraInfoError, intrinsics_from_camera_info
-from raydiff_ros.pipeline.config import PipelineConfig
 from raydiff_ros.pipeline.estimates import estimate_samples, summarize_estimate
 from raydiff_ros.pipeline.image_decoding import (
     ImageDecodingError,
@@ -68,7 +65,11 @@ from raydiff_ros.refinement.selection import RefinementError
 from raydiff_ros.ros import messages
 from raydiff_ros.ros.conversions import pose_to_matrix, transform_stamped
 from raydiff_ros.ros.estimator_plugins import EstimatorLoadError, build_estimator
-from raydiff_ros.ros.node_parameters import ALL_PARAMETERS, PIPELINE_PARAMETERS
+from raydiff_ros.ros.node_parameters import (
+    ALL_PARAMETERS,
+    PIPELINE_PARAMETERS,
+    pipeline_config,
+)
 from raydiff_ros.ros.parameters import declare_parameters
 from raydiff_ros.ros.qos import ESTIMATE_QOS, SENSOR_QOS
 from raydiff_ros.ros.tf_output import StaticTransformPublisher, TransformPublisher
@@ -89,11 +90,7 @@ class EstimatorNode(LifecycleNode):
 
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        self.declare_parameter('autostart', True)
-        self._values = declare_parameters(self, ALL_PARAMETERS)
-        self._pipeline_names = [spec.name for spec in PIPELINE_PARAMETERS]
-        self._config = self._pipeline_config(self._values)
-        self.add_on_set_parameters_callback(self._check_pipeline_parameters)
+        self._config = pipeline_config(declare_parameters(self, ALL_PARAMETERS, pipeline_config))
         self._lock = threading.Lock()
         self._estimator = None
         self._scheduler: Optional[InferenceScheduler] = None
@@ -122,28 +119,14 @@ class EstimatorNode(LifecycleNode):
 
     # -- parameters ---------------------------------------------------------------------------
 
-    def _pipeline_config(self, values: dict[str, Any]) -> PipelineConfig:
-        return PipelineConfig.from_parameters({name: values[name]
-                                               for name in self._pipeline_names})
-
-    def _check_pipeline_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
-        """Refuse a change that makes the pipeline configuration invalid as a whole."""
-        values = {name: self.get_parameter(name).value for name in self._pipeline_names}
-        values.update({p.name: p.value for p in parameters if p.name in values})
-        try:
-            self._pipeline_config(values)
-        except ValueError as error:
-            return SetParametersResult(successful=False, reason=str(error))
-        return SetParametersResult(successful=True)
-
     def param(self, name: str) -> Any:
         return self.get_parameter(name).value
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     def on_configure(self, state: State) -> TransitionCallbackReturn:
-        self._config = self._pipeline_config(
-            {name: self.param(name) for name in self._pipeline_names})
+        self._config = pipeline_config({spec.name: self.param(spec.name)
+                                        for spec in PIPELINE_PARAMETERS})
         try:
             self._estimator = build_estimator(
                 self.param('estimator'), self.param('model_dir'), self.param('device'),
