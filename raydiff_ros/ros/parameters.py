@@ -116,3 +116,8 @@ def _refusal(
         except ValueError as error:
             return str(error)
     return None
+
+
+def parameter_reader(node: Node) -> Callable[[str], Any]:
+    """``read(name)``: the current value of ``node``'s parameter ``name``."""
+    return lambda name: node.get_parameter(name).value
