@@ -23,6 +23,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from raydiff_ros.parameter_fields import check_fields, parameter
+
 K_SIZE = 9
 P_SIZE = 12
 INTRINSICS_SOURCES = ('k', 'p')
@@ -34,27 +36,27 @@ class CameraInfoError(ValueError):
 
 @dataclass(frozen=True)
 class CameraInfoConfig:
-    """How CameraInfo values become intrinsics.
+    """How CameraInfo values become intrinsics (ROS parameters of the same names).
 
-    Attributes:
-        intrinsics_source: ``'k'`` (raw images) or ``'p'`` (rectified images: ``P[:3, :3]``).
-        aspect_ratio_tolerance: largest accepted relative difference between the aspect ratio
-            (width / height) of the image and that of the CameraInfo, [0, 1).
+    Each field's meaning, range and default are in its ``parameter(...)`` declaration.
     """
 
-    intrinsics_source: str = 'k'
-    aspect_ratio_tolerance: float = 0.01
+    intrinsics_source: str = parameter(
+        'k',
+        'read CameraInfo.k (raw images) or p[:3,:3] (rectified images)',
+        choices=INTRINSICS_SOURCES,
+    )
+    aspect_ratio_tolerance: float = parameter(
+        0.01,
+        'largest relative aspect-ratio difference between image and CameraInfo '
+        'before refusing (a crop cannot be fixed by scaling)',
+        minimum=0.0,
+        maximum=1.0,
+        exclusive_maximum=True,
+    )
 
     def __post_init__(self) -> None:
-        if self.intrinsics_source not in INTRINSICS_SOURCES:
-            raise CameraInfoError(
-                f'intrinsics_source must be one of {INTRINSICS_SOURCES}, '
-                f'got {self.intrinsics_source!r}'
-            )
-        if not 0.0 <= self.aspect_ratio_tolerance < 1.0:
-            raise CameraInfoError(
-                f'aspect_ratio_tolerance must lie in [0, 1), got {self.aspect_ratio_tolerance}'
-            )
+        check_fields(self, CameraInfoError)
 
 
 @dataclass(frozen=True)

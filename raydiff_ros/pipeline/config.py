@@ -2,14 +2,16 @@
 
 Each stage has its own frozen config dataclass; their field names are unique across stages, so
 the node can declare every field as a ROS parameter of the same name and build the configs
-from a flat mapping (``PipelineConfig.from_parameters``). ``PipelineConfig().to_parameters()``
-gives the defaults (e.g. to write ``config/estimate.yaml``). Each field's type, range and
-meaning are documented on its dataclass.
+from a flat mapping (``PipelineConfig.from_parameters``). Each field carries its default,
+description and range once, in its ``parameter(...)`` declaration (see
+``raydiff_ros.parameter_fields``); ``pipeline_parameter_fields()`` lists them all: the node
+declares them, and ``config/estimate.yaml`` is generated from them.
 """
 
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping
 
+from raydiff_ros.parameter_fields import ParameterField, parameter_fields
 from raydiff_ros.pipeline.camera_info import CameraInfoConfig
 from raydiff_ros.pipeline.keyframes import KeyframeConfig
 from raydiff_ros.pipeline.pose_graph import PoseGraphConfig
@@ -87,6 +89,15 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
     return value
 
 
+def pipeline_parameter_fields() -> tuple[ParameterField, ...]:
+    """``(name, default, info)`` of every field of every stage config, in stage order."""
+    return tuple(
+        parameter_field
+        for stage in fields(PipelineConfig)
+        for parameter_field in parameter_fields(stage.default_factory)
+    )
+
+
 def parameter_names() -> tuple[str, ...]:
     """Every pipeline parameter name, in stage order."""
-    return tuple(PipelineConfig().to_parameters())
+    return tuple(parameter_field.name for parameter_field in pipeline_parameter_fields())

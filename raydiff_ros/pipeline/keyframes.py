@@ -47,6 +47,7 @@ import cv2
 import numpy as np
 
 from raydiff_ros.geometry.transforms import check_transforms
+from raydiff_ros.parameter_fields import check_fields, parameter
 from raydiff_ros.pipeline.camera_info import PinholeIntrinsics, intrinsics_for_image
 
 NS_PER_S = 1_000_000_000
@@ -62,48 +63,48 @@ class KeyframeError(ValueError):
 class KeyframeConfig:
     """Keyframe selection thresholds (ROS parameters of the same names).
 
-    Attributes:
-        keyframe_min_interval_s: keep a frame when at least this many seconds have passed since
-            the camera's last keyframe, >= 0 (0 keeps every sharp in-order frame).
-        keyframe_min_change: keep a frame when its thumbnail distance to the last keyframe is
-            at least this (see module docstring; [0, 1], 1 never triggers).
-        blur_min_laplacian_variance: reject frames whose sharpness (variance of the Laplacian,
-            grey levels squared at ``analysis_max_side``) is below this, >= 0 (0 disables).
-        analysis_max_side: longer side in pixels of the grey image the sharpness is measured
-            on; larger images are downscaled (area interpolation), >= 16.
-        thumbnail_size: side in pixels of the square grey thumbnail for view change and
-            diversity, >= 4.
-        max_keyframes_per_camera: ring-buffer capacity per camera, >= 1.
-        stored_image_max_side: longer side in pixels of the stored keyframe image (never
-            upscaled), >= 16.
-        clock_jump_reset_s: a stamp older than the camera's last keyframe by more than this
-            many seconds clears that camera's keyframes (bag loop, simulator reset), > 0.
+    Each field's meaning, range and default are in its ``parameter(...)`` declaration; the
+    thumbnail distance is defined in the module docstring. ``keyframe_min_interval_s`` 0 keeps
+    every sharp in-order frame and ``keyframe_min_change`` 1 never triggers; images larger than
+    ``analysis_max_side`` are downscaled (area interpolation); ``clock_jump_reset_s`` also
+    catches simulator resets.
     """
 
-    keyframe_min_interval_s: float = 1.0
-    keyframe_min_change: float = 0.05
-    blur_min_laplacian_variance: float = 20.0
-    analysis_max_side: int = 320
-    thumbnail_size: int = 32
-    max_keyframes_per_camera: int = 30
-    stored_image_max_side: int = 256
-    clock_jump_reset_s: float = 1.0
+    keyframe_min_interval_s: float = parameter(
+        1.0, 'keep a frame when this long since the cameras last keyframe', minimum=0.0
+    )
+    keyframe_min_change: float = parameter(
+        0.05,
+        'keep a frame when the thumbnail distance to the last keyframe reaches this '
+        '(mean abs. difference of mean-removed grey thumbnails in [0, 1])',
+        minimum=0.0,
+        maximum=1.0,
+    )
+    blur_min_laplacian_variance: float = parameter(
+        20.0,
+        'reject frames whose Laplacian variance (grey levels^2 at '
+        'analysis_max_side) is below; 0 disables',
+        minimum=0.0,
+    )
+    analysis_max_side: int = parameter(
+        320,
+        'longer side (px) of the image the sharpness and thumbnail are computed on',
+        minimum=16,
+    )
+    thumbnail_size: int = parameter(32, 'side (px) of the grey thumbnail', minimum=4)
+    max_keyframes_per_camera: int = parameter(30, 'ring-buffer capacity per camera', minimum=1)
+    stored_image_max_side: int = parameter(
+        256, 'longer side (px) of stored keyframe images (never upscaled)', minimum=16
+    )
+    clock_jump_reset_s: float = parameter(
+        1.0,
+        'a stamp this much older than the last keyframe clears the camera (bag loop)',
+        minimum=0.0,
+        exclusive_minimum=True,
+    )
 
     def __post_init__(self) -> None:
-        checks = (
-            (self.keyframe_min_interval_s >= 0.0, 'keyframe_min_interval_s must be >= 0'),
-            (0.0 <= self.keyframe_min_change <= 1.0, 'keyframe_min_change must lie in [0, 1]'),
-            (self.blur_min_laplacian_variance >= 0.0,
-             'blur_min_laplacian_variance must be >= 0'),
-            (self.analysis_max_side >= 16, 'analysis_max_side must be >= 16'),
-            (self.thumbnail_size >= 4, 'thumbnail_size must be >= 4'),
-            (self.max_keyframes_per_camera >= 1, 'max_keyframes_per_camera must be >= 1'),
-            (self.stored_image_max_side >= 16, 'stored_image_max_side must be >= 16'),
-            (self.clock_jump_reset_s > 0.0, 'clock_jump_reset_s must be > 0'),
-        )
-        for ok, message in checks:
-            if not ok:
-                raise KeyframeError(f'{message} (got {self})')
+        check_fields(self, KeyframeError)
 
 
 class KeyframeDecision(enum.Enum):

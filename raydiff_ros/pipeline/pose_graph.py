@@ -25,6 +25,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from raydiff_ros.geometry.transforms import check_transforms, relative_transforms
+from raydiff_ros.parameter_fields import check_fields, parameter
 from raydiff_ros.pipeline.uncertainty import (
     UncertaintyConfig,
     edge_statistics,
@@ -47,29 +48,22 @@ class PoseGraphError(ValueError):
 class PoseGraphConfig:
     """Pose-graph parameters (ROS parameters of the same names).
 
-    Attributes:
-        pose_graph_key_mode: ``'stamp_ns'`` (key = stamp in ns) or ``'index'`` (keyframe
-            running index).
-        pose_graph_edges: ``'star'`` or ``'all_pairs'``.
-        robot_id_offset: added to the camera index to form ``robot_id`` (for several robots
-            feeding one back-end), >= 0.
+    Each field's meaning, range and default are in its ``parameter(...)`` declaration.
+    ``robot_id_offset`` lets several robots feed one back-end.
     """
 
-    pose_graph_key_mode: str = 'stamp_ns'
-    pose_graph_edges: str = 'star'
-    robot_id_offset: int = 0
+    pose_graph_key_mode: str = parameter(
+        'stamp_ns',
+        'node key: stamp in ns (Hydra) or keyframe running index (Kimera-PGMO)',
+        choices=KEY_MODES,
+    )
+    pose_graph_edges: str = parameter(
+        'star', 'reference-to-each edges, or every pair (correlated)', choices=EDGE_MODES
+    )
+    robot_id_offset: int = parameter(0, 'robot_id = offset + camera index', minimum=0)
 
     def __post_init__(self) -> None:
-        if self.pose_graph_key_mode not in KEY_MODES:
-            raise PoseGraphError(
-                f'pose_graph_key_mode must be one of {KEY_MODES}, got {self.pose_graph_key_mode!r}'
-            )
-        if self.pose_graph_edges not in EDGE_MODES:
-            raise PoseGraphError(
-                f'pose_graph_edges must be one of {EDGE_MODES}, got {self.pose_graph_edges!r}'
-            )
-        if self.robot_id_offset < 0:
-            raise PoseGraphError(f'robot_id_offset must be >= 0, got {self.robot_id_offset}')
+        check_fields(self, PoseGraphError)
 
 
 @dataclass(frozen=True, eq=False)

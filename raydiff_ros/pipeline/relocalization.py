@@ -54,6 +54,7 @@ from raydiff_ros.geometry.transforms import (
     rotation_exp,
     rotation_log,
 )
+from raydiff_ros.parameter_fields import check_fields, parameter
 from raydiff_ros.pipeline.uncertainty import (
     apply_variance_floors,
     mean_pose,
@@ -76,52 +77,57 @@ class RelocalizationError(ValueError):
 class RelocalizationConfig:
     """Relocalization parameters (ROS parameters of the same names).
 
-    Attributes:
-        relocalization_min_map_extent_m: the stored map positions must span (largest pairwise
-            distance) at least this many metres, > 0.
-        relocalization_collinearity_ratio: stored positions whose second singular value (of
-            the centred positions) is below this fraction of the first count as collinear,
-            [0, 1).
-        relocalization_max_relative_residual: refuse when the RMS alignment residual exceeds
-            this fraction of the RMS spread of the stored positions, > 0.
-        relocalization_max_rotation_residual_deg: refuse when the RMS angle between the
-            aligned estimated orientations of the stored cameras and their map orientations
-            exceeds this, degrees, (0, 180]. Catches estimates whose positions fit the map but
-            whose cameras are flipped (three points always fit a mirrored triangle).
-        relocalization_translation_variance_floor: smallest x, y, z variance of the seed, m^2,
-            > 0.
-        relocalization_rotation_variance_floor: smallest rx, ry, rz variance, rad^2, > 0.
-        relocalization_covariance_scale: factor on the sample covariance, > 0.
+    Each field's meaning, range and default are in its ``parameter(...)`` declaration. The map
+    extent is the largest pairwise distance of the stored positions; collinearity compares the
+    singular values of the centred positions. The orientation residual is the RMS angle between
+    the aligned estimated orientations of the stored cameras and their map orientations: it
+    catches estimates whose positions fit the map but whose cameras are flipped (three points
+    always fit a mirrored triangle).
     """
 
-    relocalization_min_map_extent_m: float = 0.05
-    relocalization_collinearity_ratio: float = 0.05
-    relocalization_max_relative_residual: float = 0.5
-    relocalization_max_rotation_residual_deg: float = 30.0
-    relocalization_translation_variance_floor: float = 0.01
-    relocalization_rotation_variance_floor: float = 0.0025
-    relocalization_covariance_scale: float = 1.0
+    relocalization_min_map_extent_m: float = parameter(
+        0.05, 'stored map positions must span at least this', minimum=0.0, exclusive_minimum=True
+    )
+    relocalization_collinearity_ratio: float = parameter(
+        0.05,
+        'stored positions with 2nd/1st singular value below this are collinear: '
+        'rotation about the line from orientations',
+        minimum=0.0,
+        maximum=1.0,
+        exclusive_maximum=True,
+    )
+    relocalization_max_relative_residual: float = parameter(
+        0.5,
+        'refuse when the RMS position residual exceeds this fraction of the '
+        'stored positions RMS spread',
+        minimum=0.0,
+        exclusive_minimum=True,
+    )
+    relocalization_max_rotation_residual_deg: float = parameter(
+        30.0,
+        'refuse when the RMS orientation residual exceeds this',
+        minimum=0.0,
+        maximum=180.0,
+        exclusive_minimum=True,
+    )
+    relocalization_translation_variance_floor: float = parameter(
+        0.01,
+        'smallest x/y/z variance of the seed, m^2 ((10 cm)^2)',
+        minimum=0.0,
+        exclusive_minimum=True,
+    )
+    relocalization_rotation_variance_floor: float = parameter(
+        0.0025,
+        'smallest rx/ry/rz variance of the seed, rad^2 (about (2.9 deg)^2)',
+        minimum=0.0,
+        exclusive_minimum=True,
+    )
+    relocalization_covariance_scale: float = parameter(
+        1.0, 'factor on the seeds sample covariance', minimum=0.0, exclusive_minimum=True
+    )
 
     def __post_init__(self) -> None:
-        checks = (
-            (self.relocalization_min_map_extent_m > 0.0,
-             'relocalization_min_map_extent_m must be > 0'),
-            (0.0 <= self.relocalization_collinearity_ratio < 1.0,
-             'relocalization_collinearity_ratio must lie in [0, 1)'),
-            (self.relocalization_max_relative_residual > 0.0,
-             'relocalization_max_relative_residual must be > 0'),
-            (0.0 < self.relocalization_max_rotation_residual_deg <= 180.0,
-             'relocalization_max_rotation_residual_deg must lie in (0, 180]'),
-            (self.relocalization_translation_variance_floor > 0.0,
-             'relocalization_translation_variance_floor must be > 0'),
-            (self.relocalization_rotation_variance_floor > 0.0,
-             'relocalization_rotation_variance_floor must be > 0'),
-            (self.relocalization_covariance_scale > 0.0,
-             'relocalization_covariance_scale must be > 0'),
-        )
-        for ok, message in checks:
-            if not ok:
-                raise RelocalizationError(f'{message} (got {self})')
+        check_fields(self, RelocalizationError)
 
     @property
     def variance_floors(self) -> np.ndarray:

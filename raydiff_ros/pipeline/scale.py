@@ -31,6 +31,7 @@ from typing import Sequence
 
 import numpy as np
 
+from raydiff_ros.parameter_fields import check_fields, parameter
 from raydiff_ros.pipeline.view_sets import ViewSetMode
 
 SCALE_SOURCE_NAMES = ('none', 'known_baseline')
@@ -57,27 +58,34 @@ class ScaleSource(enum.IntEnum):
 class ScaleConfig:
     """Scale parameters (ROS parameters of the same names).
 
-    Attributes:
-        scale_source: ``'none'`` or ``'known_baseline'``.
-        baseline_camera_a: camera index (node camera list) of one end of the known baseline.
-        baseline_camera_b: camera index of the other end (different from a).
-        baseline_m: the known distance between the two camera centres, metres; > 0 when
-            ``scale_source`` is ``'known_baseline'``.
-        min_baseline_fraction: a baseline shorter than this fraction of the largest centre
-            distance from the reference counts as degenerate, in (0, 1).
+    Each field's meaning, range and default are in its ``parameter(...)`` declaration. The
+    baseline cameras are indices in the node's camera list; with ``known_baseline`` they must
+    differ and ``baseline_m`` must be finite and > 0. The extent that
+    ``min_baseline_fraction`` refers to is the largest centre distance from the reference.
     """
 
-    scale_source: str = 'none'
-    baseline_camera_a: int = 0
-    baseline_camera_b: int = 1
-    baseline_m: float = 0.0
-    min_baseline_fraction: float = 1e-3
+    scale_source: str = parameter(
+        'none',
+        'none: distance views 0-1 = 1 (not metric); known_baseline: metric from '
+        'a known camera distance (rig sets only, else falls back to none)',
+        choices=SCALE_SOURCE_NAMES,
+    )
+    baseline_camera_a: int = parameter(0, 'one end of the known baseline')
+    baseline_camera_b: int = parameter(1, 'the other end')
+    baseline_m: float = parameter(
+        0.0, 'the known distance between the two camera centres, metres', minimum=0.0
+    )
+    min_baseline_fraction: float = parameter(
+        1e-3,
+        'a baseline shorter than this fraction of the sets extent is degenerate',
+        minimum=0.0,
+        maximum=1.0,
+        exclusive_minimum=True,
+        exclusive_maximum=True,
+    )
 
     def __post_init__(self) -> None:
-        if self.scale_source not in SCALE_SOURCE_NAMES:
-            raise ScaleError(
-                f'scale_source must be one of {SCALE_SOURCE_NAMES}, got {self.scale_source!r}'
-            )
+        check_fields(self, ScaleError)
         if self.scale_source == 'known_baseline':
             if not (np.isfinite(self.baseline_m) and self.baseline_m > 0.0):
                 raise ScaleError(
@@ -85,10 +93,6 @@ class ScaleConfig:
                 )
             if self.baseline_camera_a == self.baseline_camera_b:
                 raise ScaleError('baseline_camera_a and baseline_camera_b must differ')
-        if not 0.0 < self.min_baseline_fraction < 1.0:
-            raise ScaleError(
-                f'min_baseline_fraction must lie in (0, 1), got {self.min_baseline_fraction}'
-            )
 
 
 @dataclass(frozen=True, eq=False)

@@ -30,6 +30,8 @@ from typing import Any, Callable, Generic, Optional, TypeVar
 
 import numpy as np
 
+from raydiff_ros.parameter_fields import check_fields, parameter
+
 LOGGER = logging.getLogger(__name__)
 
 ViewSetT = TypeVar('ViewSetT')
@@ -48,22 +50,20 @@ class NonFiniteResultError(ValueError):
 class SchedulerConfig:
     """Work-queue parameters (ROS parameters of the same names).
 
-    Attributes:
-        max_pending_view_sets: view sets waiting for the worker, >= 1 (1 = always estimate
-            the newest set; larger values also estimate sets formed while busy).
-        stop_timeout_s: how long ``stop`` waits for a running estimate, seconds, > 0.
+    Each field's meaning, range and default are in its ``parameter(...)`` declaration.
+    ``max_pending_view_sets`` 1 always estimates the newest set; larger values also estimate
+    sets formed while the worker was busy.
     """
 
-    max_pending_view_sets: int = 2
-    stop_timeout_s: float = 10.0
+    max_pending_view_sets: int = parameter(
+        2, 'queue length; a full queue drops its oldest set', minimum=1
+    )
+    stop_timeout_s: float = parameter(
+        10.0, 'how long stop waits for a running inference', minimum=0.0, exclusive_minimum=True
+    )
 
     def __post_init__(self) -> None:
-        if self.max_pending_view_sets < 1:
-            raise SchedulerError(
-                f'max_pending_view_sets must be >= 1, got {self.max_pending_view_sets}'
-            )
-        if not self.stop_timeout_s > 0.0:
-            raise SchedulerError(f'stop_timeout_s must be > 0, got {self.stop_timeout_s}')
+        check_fields(self, SchedulerError)
 
 
 @dataclass(frozen=True)

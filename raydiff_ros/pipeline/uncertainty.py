@@ -33,6 +33,7 @@ from raydiff_ros.geometry.transforms import (
     make_transforms,
     rotation_log,
 )
+from raydiff_ros.parameter_fields import check_fields, parameter
 
 POSE_DOF = 6
 
@@ -45,32 +46,34 @@ class UncertaintyError(ValueError):
 class UncertaintyConfig:
     """Covariance parameters (ROS parameters of the same names).
 
-    Attributes:
-        translation_variance_floor: smallest variance of x, y, z (translation units squared:
-            m^2 when the scale is metric), > 0. Default (1 cm)^2.
-        rotation_variance_floor: smallest variance of rx, ry, rz, rad^2, > 0. Default
-            about (1 deg)^2.
-        covariance_scale: factor on the sample covariance, > 0 (raise it when the diffusion
-            samples prove over-confident against ground truth).
-        unknown_scale_relative_std: relative standard deviation of the translation scale when
-            the scale is not metric, >= 0 (see module docstring).
+    Each field's meaning, range and default are in its ``parameter(...)`` declaration. Raise
+    ``covariance_scale`` when the diffusion samples prove over-confident against ground truth;
+    ``unknown_scale_relative_std`` is explained in the module docstring.
     """
 
-    translation_variance_floor: float = 1e-4
-    rotation_variance_floor: float = 3e-4
-    covariance_scale: float = 1.0
-    unknown_scale_relative_std: float = 0.5
+    translation_variance_floor: float = parameter(
+        1e-4,
+        'smallest x/y/z variance (units^2; (1 cm)^2 when metric)',
+        minimum=0.0,
+        exclusive_minimum=True,
+    )
+    rotation_variance_floor: float = parameter(
+        3e-4,
+        'smallest rx/ry/rz variance, rad^2 (about (1 deg)^2)',
+        minimum=0.0,
+        exclusive_minimum=True,
+    )
+    covariance_scale: float = parameter(
+        1.0, 'factor on the sample covariance', minimum=0.0, exclusive_minimum=True
+    )
+    unknown_scale_relative_std: float = parameter(
+        0.5,
+        'relative std of the scale when not metric: adds std^2 t t^T to the translation block',
+        minimum=0.0,
+    )
 
     def __post_init__(self) -> None:
-        checks = (
-            (self.translation_variance_floor > 0.0, 'translation_variance_floor must be > 0'),
-            (self.rotation_variance_floor > 0.0, 'rotation_variance_floor must be > 0'),
-            (self.covariance_scale > 0.0, 'covariance_scale must be > 0'),
-            (self.unknown_scale_relative_std >= 0.0, 'unknown_scale_relative_std must be >= 0'),
-        )
-        for ok, message in checks:
-            if not ok:
-                raise UncertaintyError(f'{message} (got {self})')
+        check_fields(self, UncertaintyError)
 
     @property
     def variance_floors(self) -> np.ndarray:

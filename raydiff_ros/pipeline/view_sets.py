@@ -33,6 +33,7 @@ from typing import Iterable, Mapping, Optional, Sequence
 import numpy as np
 
 from raydiff_ros.estimation.contract import ViewSetInput
+from raydiff_ros.parameter_fields import check_fields, parameter
 from raydiff_ros.pipeline.keyframes import NS_PER_S, Keyframe, KeyframeBuffer, thumbnail_distance
 
 MIN_VIEWS = 2
@@ -56,48 +57,48 @@ class ViewSetMode(enum.IntEnum):
 class ViewSetConfig:
     """View-set formation parameters (ROS parameters of the same names).
 
-    Attributes:
-        sync_slop_s: rig mode: largest spread (max - min) of the stamps of one set, seconds,
-            >= 0.
-        max_views: largest set size, in [2, 8].
-        temporal_window_s: temporal mode: candidates are at most this many seconds older than
-            the newest keyframe, > 0.
-        temporal_time_weight: temporal mode: thumbnail-distance units added per second between
-            two keyframes in ``diversity_distance``, >= 0 (0: appearance only).
-        relocalization_min_known_poses: fewest stored keyframes with map poses in a
-            relocalization set, in [2, 7] and at most ``max_views - 1`` for relocalization
-            (the similarity alignment needs 2; 3 are better).
-        relocalization_min_separation_m: smallest map distance between the positions of two
-            chosen stored keyframes, metres, >= 0.
-        relocalization_max_appearance_distance: largest thumbnail distance from the query of a
-            chosen stored keyframe, (0, 1] (1 accepts any).
+    Each field's meaning, range and default are in its ``parameter(...)`` declaration.
+    ``relocalization_min_known_poses`` must also be at most ``max_views - 1`` (one view is the
+    query; the similarity alignment needs 2 known poses, 3 are better), checked when a
+    relocalization set is formed. ``temporal_time_weight`` 0 uses appearance only.
     """
 
-    sync_slop_s: float = 0.02
-    max_views: int = MAX_VIEWS
-    temporal_window_s: float = 30.0
-    temporal_time_weight: float = 0.01
-    relocalization_min_known_poses: int = 3
-    relocalization_min_separation_m: float = 0.05
-    relocalization_max_appearance_distance: float = 1.0
+    sync_slop_s: float = parameter(
+        0.02, 'rig mode: largest stamp spread (max - min) in a set', minimum=0.0
+    )
+    max_views: int = parameter(
+        MAX_VIEWS, 'largest view-set size', minimum=MIN_VIEWS, maximum=MAX_VIEWS
+    )
+    temporal_window_s: float = parameter(
+        30.0,
+        'temporal mode: candidates at most this much older than the newest keyframe',
+        minimum=0.0,
+        exclusive_minimum=True,
+    )
+    temporal_time_weight: float = parameter(
+        0.01,
+        'temporal mode: thumbnail-distance units per second apart in the diversity distance',
+        minimum=0.0,
+    )
+    relocalization_min_known_poses: int = parameter(
+        3,
+        'fewest stored keyframes with map poses per relocalization set',
+        minimum=2,
+        maximum=MAX_VIEWS - 1,
+    )
+    relocalization_min_separation_m: float = parameter(
+        0.05, 'smallest map distance between two chosen stored keyframes', minimum=0.0
+    )
+    relocalization_max_appearance_distance: float = parameter(
+        1.0,
+        'largest thumbnail distance from the query of a chosen stored keyframe (1: any)',
+        minimum=0.0,
+        maximum=1.0,
+        exclusive_minimum=True,
+    )
 
     def __post_init__(self) -> None:
-        checks = (
-            (self.sync_slop_s >= 0.0, 'sync_slop_s must be >= 0'),
-            (MIN_VIEWS <= self.max_views <= MAX_VIEWS,
-             f'max_views must lie in [{MIN_VIEWS}, {MAX_VIEWS}]'),
-            (self.temporal_window_s > 0.0, 'temporal_window_s must be > 0'),
-            (self.temporal_time_weight >= 0.0, 'temporal_time_weight must be >= 0'),
-            (2 <= self.relocalization_min_known_poses <= MAX_VIEWS - 1,
-             f'relocalization_min_known_poses must lie in [2, {MAX_VIEWS - 1}]'),
-            (self.relocalization_min_separation_m >= 0.0,
-             'relocalization_min_separation_m must be >= 0'),
-            (0.0 < self.relocalization_max_appearance_distance <= 1.0,
-             'relocalization_max_appearance_distance must lie in (0, 1]'),
-        )
-        for ok, message in checks:
-            if not ok:
-                raise ViewSetError(f'{message} (got {self})')
+        check_fields(self, ViewSetError)
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,14 +1,16 @@
-"""Declare ROS 2 parameters from a table of specifications, with descriptors and validation.
+"""Declare ROS 2 parameters from config dataclass fields, with descriptors and validation.
 
-Each :class:`ParameterSpec` becomes a parameter declared with a ``ParameterDescriptor``
-(description, type, numeric range, read-only flag). Numeric ranges are enforced by rclpy itself;
-choices and list constraints are enforced by :func:`validate_parameter`, which a node installs
-as its set-parameters callback, so a bad value is refused with a message naming the parameter.
+Each :class:`~raydiff_ros.parameter_fields.ParameterField` (name, default, info) becomes a
+parameter declared with a ``ParameterDescriptor``: description with its unit, type (that of the
+default), inclusive numeric range, read-only flag, and choices and excluded bounds as additional
+constraints. rclpy enforces the type, the inclusive range and the read-only flag itself; the
+set-parameters callback that :func:`declare_parameters` installs refuses the rest (choices,
+excluded bounds, NaN) and, optionally, values that are inconsistent together, with a message
+naming the parameter.
 """
 
-from dataclasses import dataclass
 import math
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 from rcl_interfaces.msg import (
     FloatingPointRange,
@@ -20,7 +22,9 @@ from rcl_interfaces.msg import (
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-INT64_MIN, INT64_MAX = -2**63, 2**63 - 1
+from raydiff_ros.parameter_fields import ParameterField, check_value
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 _TYPES = {
     bool: ParameterType.PARAMETER_BOOL,
@@ -28,108 +32,92 @@ _TYPES = {
     float: ParameterType.PARAMETER_DOUBLE,
     str: ParameterType.PARAMETER_STRING,
 }
-_LIST_TYPES = {
-    str: ParameterType.PARAMETER_STRING_ARRAY,
-    float: ParameterType.PARAMETER_DOUBLE_ARRAY,
-    int: ParameterType.PARAMETER_INTEGER_ARRAY,
-}
+
+#: Raises ValueError when the values (of every declared name) are inconsistent together;
+#: what it returns is ignored.
+CheckTogether = Callable[[Mapping[str, Any]], object]
 
 
-@dataclass(frozen=True)
-class ParameterSpec:
-    """One node parameter.
-
-    name: parameter name (dots allowed for groups). default: its default value; its Python type
-    fixes the parameter type (for lists give ``item_type``). minimum / maximum: inclusive range
-    for numbers (for lists of numbers: of every item). choices: allowed values of a string.
-    read_only: may only be set at start-up (parameters file or launch). unit: shown in the
-    description.
-    """
-
-    name: str
-    default: Any
-    description: str
-    minimum: Optional[float] = None
-    maximum: Optional[float] = None
-    choices: Optional[Sequence[str]] = None
-    read_only: bool = False
-    item_type: Optional[type] = None
-    unit: str = ''
-
-    def __post_init__(self) -> None:
-        if self.item_type is not None and not self.default:
-            # rclpy cannot infer the type of an empty list default (it becomes a byte array).
-            raise ValueError(f'{self.name}: list parameters need a non-empty default')
-
-    def descriptor(self) -> ParameterDescriptor:
-        if self.item_type is not None:
-            parameter_type = _LIST_TYPES[self.item_type]
-        else:
-            parameter_type = _TYPES[type(self.default)]
-        text = self.description + (f' [{self.unit}]' if self.unit else '')
-        constraints = []
-        if self.choices:
-            constraints.append('one of: ' + ', '.join(self.choices))
-        if self.item_type is not None and (self.minimum is not None or self.maximum is not None):
-            constraints.append(f'every item in [{self.minimum}, {self.maximum}]')
-        descriptor = ParameterDescriptor(
-            name=self.name, type=parameter_type, description=text, read_only=self.read_only,
-            additional_constraints='; '.join(constraints))
-        if self.item_type is None and (self.minimum is not None or self.maximum is not None):
-            if isinstance(self.default, bool):
-                raise TypeError(f'{self.name}: a bool parameter cannot have a range')
-            if isinstance(self.default, int):
-                low = INT64_MIN if self.minimum is None else int(self.minimum)
-                high = INT64_MAX if self.maximum is None else int(self.maximum)
-                descriptor.integer_range = [IntegerRange(from_value=low, to_value=high, step=0)]
-            else:
-                low = -math.inf if self.minimum is None else float(self.minimum)
-                high = math.inf if self.maximum is None else float(self.maximum)
-                descriptor.floating_point_range = [FloatingPointRange(
-                    from_value=low, to_value=high, step=0.0)]
-        return descriptor
+def parameter_descriptor(spec: ParameterField) -> ParameterDescriptor:
+    """The descriptor of one parameter (ranges inclusive; excluded bounds as constraints)."""
+    info = spec.info
+    constraints = []
+    if info.choices:
+        constraints.append('one of: ' + ', '.join(info.choices))
+    if info.exclusive_minimum:
+        constraints.append(f'greater than {info.minimum}')
+    if info.exclusive_maximum:
+        constraints.append(f'less than {info.maximum}')
+    descriptor = ParameterDescriptor(
+        name=spec.name,
+        type=_TYPES[type(spec.default)],
+        description=info.text(),
+        read_only=info.read_only,
+        additional_constraints='; '.join(constraints),
+    )
+    if info.has_range and isinstance(spec.default, int):
+        low = INT64_MIN if info.minimum is None else int(info.minimum)
+        high = INT64_MAX if info.maximum is None else int(info.maximum)
+        descriptor.integer_range = [IntegerRange(from_value=low, to_value=high, step=0)]
+    elif info.has_range:
+        low = -math.inf if info.minimum is None else float(info.minimum)
+        high = math.inf if info.maximum is None else float(info.maximum)
+        descriptor.floating_point_range = [
+            FloatingPointRange(from_value=low, to_value=high, step=0.0)
+        ]
+    return descriptor
 
 
-def validate_parameter(spec: ParameterSpec, value: Any) -> Optional[str]:
-    """Return why ``value`` is not acceptable for ``spec`` (None when it is)."""
-    if spec.choices is not None and value not in spec.choices:
-        return f'{spec.name} must be one of {list(spec.choices)}, got {value!r}'
-    if spec.item_type is not None:
-        for item in value:
-            if spec.minimum is not None and item < spec.minimum:
-                return f'{spec.name}: item {item!r} is below {spec.minimum}'
-            if spec.maximum is not None and item > spec.maximum:
-                return f'{spec.name}: item {item!r} is above {spec.maximum}'
-    if isinstance(value, float) and value != value:
-        return f'{spec.name} must not be NaN'
-    return None
-
-
-def declare_parameters(node: Node, specs: Iterable[ParameterSpec]) -> dict[str, Any]:
+def declare_parameters(
+    node: Node, specs: Iterable[ParameterField], check_together: Optional[CheckTogether] = None
+) -> dict[str, Any]:
     """Declare every spec on ``node``, refuse invalid values now and later; return the values.
 
-    Raises ValueError naming the parameter when a value given at start-up is invalid.
+    ``check_together(values)`` (optional) sees every declared value, changes included, after
+    each value passed its own checks.
+
+    Raises:
+        ValueError: naming the parameter, when a value given at start-up is invalid.
     """
     by_name = {spec.name: spec for spec in specs}
     for spec in by_name.values():
-        default = list(spec.default) if spec.item_type is not None else spec.default
-        node.declare_parameter(spec.name, default, spec.descriptor())
+        node.declare_parameter(spec.name, spec.default, parameter_descriptor(spec))
     values = {name: node.get_parameter(name).value for name in by_name}
-    for name, value in values.items():
-        reason = validate_parameter(by_name[name], value)
-        if reason is not None:
-            raise ValueError(reason)
+    reason = _refusal(by_name, values, values, check_together)
+    if reason is not None:
+        raise ValueError(reason)
 
     def on_set(parameters: list[Parameter]) -> SetParametersResult:
-        for parameter in parameters:
-            spec = by_name.get(parameter.name)
-            if spec is None:
-                continue
-            reason = validate_parameter(spec, parameter.value)
-            if reason is not None:
-                return SetParametersResult(successful=False, reason=reason)
+        changes = {p.name: p.value for p in parameters if p.name in by_name}
+        current = {name: node.get_parameter(name).value for name in by_name}
+        reason = _refusal(by_name, changes, {**current, **changes}, check_together)
+        if reason is not None:
+            return SetParametersResult(successful=False, reason=reason)
         return SetParametersResult(successful=True)
 
     node.add_on_set_parameters_callback(on_set)
     return values
 
+
+def _refusal(
+    by_name: Mapping[str, ParameterField],
+    changes: Mapping[str, Any],
+    values: Mapping[str, Any],
+    check_together: Optional[CheckTogether],
+) -> Optional[str]:
+    """Why ``changes`` are refused (None when they are accepted); ``values``: all, changed."""
+    for name, value in changes.items():
+        reason = check_value(name, value, by_name[name].default, by_name[name].info)
+        if reason is not None:
+            return reason
+    if check_together is not None:
+        try:
+            check_together(values)
+        except ValueError as error:
+            return str(error)
+    return None
+
+
+def parameter_reader(node: Node) -> Callable[[str], Any]:
+    """``read(name)``: the current value of ``node``'s parameter ``name``."""
+    return lambda name: node.get_parameter(name).value
