@@ -12,17 +12,14 @@ counters, each camera's keyframe counters (``camera_<i>_*``), ``input_errors_<ki
 rig calibration's state and the inference device when known.
 """
 
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Mapping, Optional, Protocol
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 
+from raydiff_ros.pipeline.keyframes import KeyframeBuffer
 from raydiff_ros.pipeline.scheduler import InferenceScheduler
 from raydiff_ros.ros.parameters import parameter_reader
-
-if TYPE_CHECKING:  # both modules import this one
-    from raydiff_ros.ros.node_calibration import NodeCalibration
-    from raydiff_ros.ros.node_inputs import CameraInputs
 
 DIAGNOSTIC_HARDWARE_ID = 'raydiff_ros'
 DIAGNOSTICS_TOPIC = '/diagnostics'
@@ -41,6 +38,24 @@ SCHEDULER_COUNTERS = (
     'mean_latency_s',
 )
 CAMERA_COUNTERS = ('received', 'kept', 'rejected_blur', 'rejected_similar', 'stored')
+
+
+class InputState(Protocol):
+    """What the diagnostics read of the node's inputs (``node_inputs.CameraInputs``)."""
+
+    buffer: Optional[KeyframeBuffer]
+    relocalization_requested: bool
+    images_received: int
+    callback_cpu_s: float
+    intrinsics: Mapping[int, Any]
+    errors: Mapping[str, int]
+
+
+class CalibrationState(Protocol):
+    """What the diagnostics read of the rig calibration (``node_calibration.NodeCalibration``)."""
+
+    enabled: bool
+    status: str
 
 
 class NodeDiagnostics:
@@ -69,10 +84,10 @@ class NodeDiagnostics:
 
     def publish(
         self,
-        inputs: 'CameraInputs',
+        inputs: InputState,
         estimator: Any,
         scheduler: Optional[InferenceScheduler],
-        calibration: Optional['NodeCalibration'],
+        calibration: Optional[CalibrationState],
         load_error: str,
     ) -> DiagnosticArray:
         """Publish (and return) one status from the node's inputs, estimator, scheduler and
