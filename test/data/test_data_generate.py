@@ -5,13 +5,13 @@ import hashlib
 import numpy as np
 import pytest
 
+from raydiff_ros.cli.render import main as render_main
 from raydiff_ros.data.assets import MeshLibrary, MeshRef
 from raydiff_ros.data.camera_models import (
     intrinsics_from_vertical_fov,
     look_at_rotation,
     project_points,
 )
-from raydiff_ros.data.cli import main as render_main
 from raydiff_ros.data.generate import (
     GeneratorConfig,
     focus_bbox,

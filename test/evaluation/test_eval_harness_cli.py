@@ -6,8 +6,8 @@ import numpy as np
 from PIL import Image
 import pytest
 
+from raydiff_ros.cli.evaluate import main
 from raydiff_ros.estimation.reference import NoisyOracleEstimator, RandomPoseEstimator
-from raydiff_ros.evaluation.cli import main
 from raydiff_ros.evaluation.datasets import write_poses_json
 from raydiff_ros.evaluation.harness import (
     HarnessConfig,

@@ -6,11 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from raydiff_ros.cli.evaluate import main
 from raydiff_ros.data.shards import ViewSetRecord, write_shard
 from raydiff_ros.estimation import EstimationResult
 from raydiff_ros.estimation.reference import GroundTruthEstimator
 from raydiff_ros.evaluation import shard_source
-from raydiff_ros.evaluation.cli import main
 from raydiff_ros.evaluation.datasets import write_poses_json
 from raydiff_ros.evaluation.harness import HarnessConfig, HarnessError, run_evaluation
 from raydiff_ros.evaluation.shard_source import ShardViewSetSource

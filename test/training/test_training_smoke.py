@@ -5,11 +5,11 @@ import json
 import pytest
 import torch
 
+from raydiff_ros.cli.train import main as train_main
 from raydiff_ros.data.dataset import truncate_views
 from raydiff_ros.inference.engine import RayDiffusionEngine
 from raydiff_ros.model.checkpoint import load_model, save_model
 from raydiff_ros.training.checkpointing import list_checkpoints, load_training_state
-from raydiff_ros.training.cli import main as train_main
 from raydiff_ros.training.config import config_from_dict, save_train_config
 from raydiff_ros.training.trainer import Trainer, TrainingError, collate_view_sets
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import sys
 from typing import Optional, Sequence
 
-from raydiff_ros.cli_args import parse_arguments
+from raydiff_ros.cli.common import EXIT_OK, EXIT_USAGE, parse_arguments, report_error
 from raydiff_ros.estimation import (
     REFINEMENTS,
     EstimatorError,
@@ -48,8 +48,6 @@ from raydiff_ros.evaluation.shard_source import (
 from raydiff_ros.geometry.metrics import MetricInputError
 
 PROGRAM_NAME = 'raydiff-eval'
-EXIT_OK = 0
-EXIT_USAGE = 2
 DEFAULT_NUM_VIEWS_SPEC = '2..8'
 DEFAULT_SET_CHOICE = 'first'
 DEFAULT_SEED = 0
@@ -192,11 +190,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         paths = write_results(result, args.output, plot=args.plot)
     except (DatasetError, EstimatorError, HarnessError, MetricInputError, ValueError,
             RuntimeError, FileNotFoundError) as error:  # incl. model loading and inference
-        print(f'{PROGRAM_NAME}: error: {error}', file=sys.stderr)
-        return EXIT_USAGE
+        return report_error(PROGRAM_NAME, error, EXIT_USAGE)
     except OSError as error:
-        print(f'{PROGRAM_NAME}: error: cannot write results: {error}', file=sys.stderr)
-        return EXIT_USAGE
+        return report_error(PROGRAM_NAME, f'cannot write results: {error}', EXIT_USAGE)
 
     print(markdown_table(result), end='')
     refinement_times = [r.refinement_seconds for r in result.records

@@ -18,7 +18,13 @@ from pathlib import Path
 import sys
 from typing import Optional, Sequence
 
-from raydiff_ros.cli_args import parse_arguments
+from raydiff_ros.cli.common import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    parse_arguments,
+    report_error,
+)
 from raydiff_ros.data.shards import ShardError
 from raydiff_ros.model.checkpoint import CheckpointError
 from raydiff_ros.model.config import ConfigError
@@ -27,9 +33,6 @@ from raydiff_ros.training.config import TrainConfigError, load_train_config
 from raydiff_ros.training.trainer import Trainer, TrainingError
 
 PROGRAM_NAME = 'raydiff-train'
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,19 +66,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.iterations is not None:
             config = replace(config, optim=replace(config.optim, iterations=args.iterations))
     except (TrainConfigError, ConfigError) as error:
-        print(f'{PROGRAM_NAME}: {error}', file=sys.stderr)
-        return EXIT_USAGE
+        return report_error(PROGRAM_NAME, error, EXIT_USAGE)
     try:
         trainer = Trainer(config, resume=args.resume)
     except (ShardError, CheckpointError, TrainingCheckpointError, TrainingError,
             ValueError) as error:  # a setup problem: data, weights, output folder, values
-        print(f'{PROGRAM_NAME}: {error}', file=sys.stderr)
-        return EXIT_USAGE
+        return report_error(PROGRAM_NAME, error, EXIT_USAGE)
     try:
         result = trainer.run()
     except TrainingError as error:
-        print(f'{PROGRAM_NAME}: {error}', file=sys.stderr)
-        return EXIT_FAILURE
+        return report_error(PROGRAM_NAME, error, EXIT_FAILURE)
     print(f'done: {result.iteration} iterations, last loss {result.last_loss:.4f}, '
           f'checkpoint {result.checkpoint}, curves {result.curves}')
     return EXIT_OK
