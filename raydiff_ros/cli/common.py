@@ -1,12 +1,16 @@
-"""What every console command shares: exit codes, argument parsing, error reporting.
+"""What every console command shares: exit codes, argument parsing, error reporting, progress.
 
 Commands return their exit code from ``main(argv)`` instead of raising SystemExit, so tests
-can call ``main([...])``; the console-script wrappers pass it to ``sys.exit``.
+can call ``main([...])``; the console-script wrappers pass it to ``sys.exit``. Long-running
+commands hand ``progress_bar`` to the library as its ``raydiff_ros.progress.Progress`` hook and
+print their own lines with ``echo`` so that a bar on the terminal is not torn.
 """
 
 import argparse
 import sys
 from typing import Optional, Sequence, Union
+
+from tqdm import tqdm
 
 EXIT_OK = 0
 """The command did what was asked."""
@@ -33,3 +37,15 @@ def report_error(program: str, message: object, exit_code: int) -> int:
     print(f'{program}: error: {message}', file=sys.stderr)
     return exit_code
 
+
+def progress_bar(description: str, total: Optional[int], unit: str,
+                 initial: int = 0) -> tqdm:
+    """A tqdm bar on stderr (the ``Progress`` hook); draws nothing when stderr is no terminal."""
+    return tqdm(desc=description, total=total, unit=unit, initial=initial, file=sys.stderr,
+                disable=None, dynamic_ncols=True)
+
+
+def echo(line: str) -> None:
+    """Print ``line`` to stdout now, above any progress bar on the terminal."""
+    tqdm.write(line, file=sys.stdout)
+    sys.stdout.flush()

@@ -6,7 +6,8 @@ Example::
         --out build/synthetic/train
 
 Writes ``shard_*.npz`` and ``index.json`` into ``--out`` (format: ``raydiff_ros/data/README.md``)
-and prints a summary. Re-running the same command keeps finished shards (resume). Exit codes:
+and prints a summary; a progress bar of the view sets goes to stderr when it is a terminal.
+Re-running the same command keeps finished shards (resume). Exit codes:
 0 success, 2 bad arguments, 1 a generation error.
 """
 
@@ -19,7 +20,9 @@ from raydiff_ros.cli.common import (
     EXIT_FAILURE,
     EXIT_OK,
     EXIT_USAGE,
+    echo,
     parse_arguments,
+    progress_bar,
     report_error,
 )
 from raydiff_ros.data.assets import AssetError
@@ -99,13 +102,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return report_error(PROGRAM_NAME, error, EXIT_USAGE)
 
     def report(shard: dict) -> None:
-        print(f'wrote {shard["path"]} ({shard["num_sets"]} sets, {shard["seconds"]:.1f} s)',
-              flush=True)
+        echo(f'wrote {shard["path"]} ({shard["num_sets"]} sets, {shard["seconds"]:.1f} s)')
 
     try:
         summary = generate_dataset(args.out, args.num_sets, args.seed, config,
                                    sets_per_shard=args.sets_per_shard, workers=args.workers,
-                                   overwrite=args.overwrite, progress=report)
+                                   overwrite=args.overwrite, on_shard=report,
+                                   progress=progress_bar)
     except (AssetError, GenerationError, ShardError, OSError) as error:
         return report_error(PROGRAM_NAME, error, EXIT_FAILURE)
     print(f'{summary.num_sets} view sets ({summary.num_views} views) in {summary.out_dir}: '

@@ -9,7 +9,9 @@ Examples::
 
 The configuration format is documented in :mod:`raydiff_ros.training.config`. Fine-tuning an
 imported official checkpoint is the same command with ``model.init_from`` set to the imported
-model folder. Exit codes: 0 success, 2 bad arguments or configuration, 1 a training error.
+model folder. The log lines go to stdout; progress bars of the feature caching and of the
+iterations go to stderr when it is a terminal. Exit codes: 0 success, 2 bad arguments or
+configuration, 1 a training error.
 """
 
 import argparse
@@ -22,7 +24,9 @@ from raydiff_ros.cli.common import (
     EXIT_FAILURE,
     EXIT_OK,
     EXIT_USAGE,
+    echo,
     parse_arguments,
+    progress_bar,
     report_error,
 )
 from raydiff_ros.data.shards import ShardError
@@ -68,7 +72,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (TrainConfigError, ConfigError) as error:
         return report_error(PROGRAM_NAME, error, EXIT_USAGE)
     try:
-        trainer = Trainer(config, resume=args.resume)
+        trainer = Trainer(config, resume=args.resume, log=echo, progress=progress_bar)
     except (ShardError, CheckpointError, TrainingCheckpointError, TrainingError,
             ValueError) as error:  # a setup problem: data, weights, output folder, values
         return report_error(PROGRAM_NAME, error, EXIT_USAGE)
