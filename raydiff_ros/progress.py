@@ -7,8 +7,8 @@ and, around its loop, opens one bar and advances it::
         for ...:
             bar.update(sets_done_now)
 
-The default ``no_progress`` does nothing; the console commands pass
-``raydiff_ros.cli.common.progress_bar`` (tqdm on stderr, silent when it is not a terminal). A
+The default ``no_progress`` does nothing; the console commands pass ``progress_bar`` of
+``raydiff_ros/cli/common.py`` (tqdm on stderr, silent when it is not a terminal). A
 ``tqdm.tqdm`` instance is a ``ProgressBar`` as it is.
 """
 
@@ -25,8 +25,8 @@ class ProgressBar(Protocol):
     def __enter__(self) -> 'ProgressBar':
         ...
 
-    def __exit__(self, exc_type: Optional[type[BaseException]],
-                 exc: Optional[BaseException], traceback: Optional[TracebackType]) -> object:
+    def __exit__(self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException],
+                 traceback: Optional[TracebackType], /) -> object:
         ...
 
 

@@ -13,7 +13,7 @@ Modules (one job each):
 * ``normalization``: the official training normalisation of a camera set;
 * ``dataset``: the torch Dataset of training samples (crops, NDC grid, target rays).
 
-The ``raydiff-render`` command is :mod:`raydiff_ros.cli.render`.
+The ``raydiff-render`` command is ``raydiff_ros/cli/render.py``.
 
 pybullet is imported only by the renderer (rendering needs it; reading shards does not).
 """

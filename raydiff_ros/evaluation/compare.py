@@ -1,6 +1,6 @@
 """Side-by-side markdown table of several ``raydiff-eval`` results (``results.json`` files).
 
-The library behind ``raydiff-compare`` (:mod:`raydiff_ros.cli.compare`). One row per N (the
+The library behind ``raydiff-compare`` (``raydiff_ros/cli/compare.py``). One row per N (the
 union of the N of all results, ascending) and a ``mean`` row (the unweighted mean over the N
 rows a result has). For each result a group of columns: rotation accuracy at each of
 ``report.REPORTED_ROTATION_THRESHOLDS_DEG`` (ordered pairs), camera-centre accuracy at the

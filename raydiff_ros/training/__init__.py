@@ -10,5 +10,5 @@ Modules (one job each):
 * ``curves``: the metrics log and its PNG curves;
 * ``trainer``: the training loop.
 
-The ``raydiff-train`` command is :mod:`raydiff_ros.cli.train`.
+The ``raydiff-train`` command is ``raydiff_ros/cli/train.py``.
 """

@@ -86,3 +86,8 @@ def test_installed_package_runs_from_the_install_space(workspace):
     result = subprocess.run([str(launcher), '--help'], env=env, cwd=workspace,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and 'Publish the demo PoseGraph' in result.stdout
+    # The console commands of raydiff_ros.cli, e.g. raydiff-compare, are launchers too.
+    launcher = install / 'lib' / 'raydiff_ros' / 'raydiff-compare'
+    result = subprocess.run([str(launcher), '--help'], env=env, cwd=workspace,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and 'usage: raydiff-compare' in result.stdout
