@@ -87,11 +87,11 @@ $(STAMPS)/editable: $(STAMPS)/interfaces $(STAMPS)/tf2_msgs $(STAMPS)/pose_graph
 # DEMO_ARGS passes options, e.g. DEMO_ARGS="--estimator classical_sift --refinement bundle".
 DEMO_ARGS ?=
 demo: venv
-	$(PY) -m raydiff_ros.ros.demo --output demo_output $(DEMO_ARGS)
+	$(PY) -m raydiff_ros.demos.rig_demo --output demo_output $(DEMO_ARGS)
 
 # The middleware round trip only (PoseGraph + /tf_static between two processes).
 demo-roundtrip: venv
-	$(PY) -m raydiff_ros.ros.demo_roundtrip
+	$(PY) -m raydiff_ros.demos.roundtrip
 
 lint: venv
 	$(VENV)/bin/ruff check .

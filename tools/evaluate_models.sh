@@ -56,7 +56,7 @@ write_table() {  # write_table DATASET TABLE_NAME RESULT_NAME... (the results th
     files+=("$OUT/$dataset/$name/results.json"); labels+=("$name")
   done
   if [[ ${#files[@]} -gt 0 ]]; then
-    "$BIN/python" -m raydiff_ros.evaluation.compare "${files[@]}" --labels "${labels[@]}" \
+    "$BIN/python" -m raydiff_ros.cli.compare "${files[@]}" --labels "${labels[@]}" \
       --out "$OUT/$dataset/$table.md" > /dev/null
   fi
 }

@@ -11,8 +11,9 @@ Modules (one job each):
 * ``shards``: the shard file format (``README.md`` documents it);
 * ``generate``: deterministic, parallel rendering of view sets into shards;
 * ``normalization``: the official training normalisation of a camera set;
-* ``dataset``: the torch Dataset of training samples (crops, NDC grid, target rays);
-* ``cli``: the ``raydiff-render`` command.
+* ``dataset``: the torch Dataset of training samples (crops, NDC grid, target rays).
+
+The ``raydiff-render`` command is ``raydiff_ros/cli/render.py``.
 
 pybullet is imported only by the renderer (rendering needs it; reading shards does not).
 """

@@ -35,6 +35,7 @@ from raydiff_ros.data.shards import (
     read_shard_metadata,
     write_shard,
 )
+from raydiff_ros.progress import Progress, no_progress
 
 PathLike = Union[str, Path]
 
@@ -218,7 +219,8 @@ class GenerationSummary:
 def generate_dataset(out_dir: PathLike, num_sets: int, seed: int,
                      config: GeneratorConfig = GeneratorConfig(), sets_per_shard: int = 16,
                      workers: int = 1, overwrite: bool = False,
-                     progress: Optional[Callable[[dict], None]] = None) -> GenerationSummary:
+                     on_shard: Optional[Callable[[dict], None]] = None,
+                     progress: Progress = no_progress) -> GenerationSummary:
     """Render ``num_sets`` view sets into shards under ``out_dir`` and write ``index.json``.
 
     Args:
@@ -229,7 +231,8 @@ def generate_dataset(out_dir: PathLike, num_sets: int, seed: int,
         sets_per_shard: view sets per shard file.
         workers: parallel processes (1 renders in this process).
         overwrite: re-render shards that already exist and match.
-        progress: called with each finished shard's summary dict.
+        on_shard: called with each finished shard's summary dict (``render_shard``).
+        progress: hook counting the view sets of the run, those of kept shards included.
     """
     if workers < 1:
         raise ValueError(f'workers must be positive, got {workers}')
@@ -238,20 +241,22 @@ def generate_dataset(out_dir: PathLike, num_sets: int, seed: int,
     out.mkdir(parents=True, exist_ok=True)
     jobs = plan_shards(out, num_sets, sets_per_shard, seed, config)
     todo = [job for job in jobs if overwrite or not job.is_done()]
-    if workers == 1 or len(todo) <= 1:
-        results = []
-        for job in todo:
-            results.append(render_shard(job))
-            if progress:
-                progress(results[-1])
-    else:
-        context = multiprocessing.get_context('spawn')
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            results = []
-            for result in pool.map(render_shard, todo):
-                results.append(result)
-                if progress:
-                    progress(result)
+    sets_kept = num_sets - sum(job.num_sets for job in todo)
+    with progress('render', total=num_sets, unit='set', initial=sets_kept) as bar:
+
+        def finished(result: dict) -> None:
+            bar.update(result['num_sets'])
+            if on_shard:
+                on_shard(result)
+
+        if workers == 1 or len(todo) <= 1:
+            for job in todo:
+                finished(render_shard(job))
+        else:
+            context = multiprocessing.get_context('spawn')
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+                for result in pool.map(render_shard, todo):
+                    finished(result)
     index = {
         'generator': GENERATOR_NAME,
         'seed': seed,

@@ -1,37 +1,27 @@
 """Side-by-side markdown table of several ``raydiff-eval`` results (``results.json`` files).
 
-Usage::
-
-    python -m raydiff_ros.evaluation.compare A/results.json B/results.json --out table.md \\
-        [--labels "model" "model + BA"]
-
-One row per N (the union of the N of all results, ascending) and a ``mean`` row (the
-unweighted mean over the N rows a result has). For each result a group of columns: rotation
-accuracy at each of ``report.REPORTED_ROTATION_THRESHOLDS_DEG`` (ordered pairs), camera-centre
-accuracy at the result's threshold, mean estimator seconds per view set, and, when the result
-was refined, mean refinement seconds per view set. Groups are labelled by ``--labels`` or by
-the estimator name and refinement stored in each JSON. Accuracies are in percent; a result
+The library behind ``raydiff-compare`` (``raydiff_ros/cli/compare.py``). One row per N (the
+union of the N of all results, ascending) and a ``mean`` row (the unweighted mean over the N
+rows a result has). For each result a group of columns: rotation accuracy at each of
+``report.REPORTED_ROTATION_THRESHOLDS_DEG`` (ordered pairs), camera-centre accuracy at the
+result's threshold, mean estimator seconds per view set, and, when the result was refined, mean
+refinement seconds per view set. Groups are labelled by the given labels or by the estimator
+name and refinement stored in each JSON. Accuracies are in percent; a result
 without an N shows ``-`` there.
 """
 
-import argparse
 import json
 from pathlib import Path
-import sys
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from raydiff_ros.cli_args import parse_arguments
 from raydiff_ros.evaluation.report import (
     JSON_FORMAT_TAG,
     PERCENT,
     REPORTED_ROTATION_THRESHOLDS_DEG,
 )
 
-PROGRAM_NAME = 'python -m raydiff_ros.evaluation.compare'
-EXIT_OK = 0
-EXIT_USAGE = 2
 MISSING = '-'
 MEAN_ROW = 'mean'
 REFINEMENT_NONE = 'none'
@@ -161,38 +151,3 @@ def comparison_table(
     ]
     return '\n'.join(lines) + '\n\n' + '\n'.join(legend) + '\n'
 
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROGRAM_NAME,
-        description='Write one side-by-side markdown table of several raydiff-eval results.',
-    )
-    parser.add_argument('results', nargs='+', type=Path, metavar='RESULT.json')
-    parser.add_argument('--out', type=Path, required=True, metavar='TABLE.md')
-    parser.add_argument('--labels', nargs='+', metavar='LABEL',
-                        help='one column-group label per result (default: estimator name and '
-                        'refinement from each JSON)')
-    return parser
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the comparison; returns the exit code (0 ok, 2 on bad arguments or inputs)."""
-    args = parse_arguments(build_parser(), argv)
-    if isinstance(args, int):
-        return args
-    try:
-        table = comparison_table([load_result(path) for path in args.results], args.labels)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(table)
-    except CompareError as error:
-        print(f'{PROGRAM_NAME}: error: {error}', file=sys.stderr)
-        return EXIT_USAGE
-    except OSError as error:
-        print(f'{PROGRAM_NAME}: error: cannot write {args.out}: {error}', file=sys.stderr)
-        return EXIT_USAGE
-    print(table, end='')
-    return EXIT_OK
-
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -39,6 +39,7 @@ from raydiff_ros.geometry.metrics import (
     evaluate_view_set,
     pool_view_set_errors,
 )
+from raydiff_ros.progress import Progress, no_progress
 
 DEFAULT_NUM_VIEWS = tuple(range(2, 9))
 """N = 2..8, the RayDiffusion / RelPose++ protocol."""
@@ -118,6 +119,9 @@ class ViewSetSource(Protocol):
     ) -> None:
         """Raise ``HarnessError`` unless every N can be drawn for every set to be drawn."""
 
+    def num_sets(self, sets_per_n: Optional[int], seed: int) -> int:
+        """How many view sets ``draw`` yields for each N."""
+
     def draw(
         self, num_views: int, sets_per_n: Optional[int], seed: int, intrinsics_known: bool
     ) -> Iterator[SceneViewSet]:
@@ -148,10 +152,14 @@ class DatasetViewSetSource:
                 f'N = {too_large}'
             )
 
+    def num_sets(self, sets_per_n: Optional[int], seed: int) -> int:
+        del seed  # the count does not depend on the draw
+        return DEFAULT_SETS_PER_N if sets_per_n is None else sets_per_n
+
     def draw(
         self, num_views: int, sets_per_n: Optional[int], seed: int, intrinsics_known: bool
     ) -> Iterator[SceneViewSet]:
-        count = DEFAULT_SETS_PER_N if sets_per_n is None else sets_per_n
+        count = self.num_sets(sets_per_n, seed)
         for indices in sample_view_sets(len(self.dataset), num_views, count, seed):
             yield SceneViewSet(self.dataset, indices, intrinsics_known)
 
@@ -228,11 +236,33 @@ def _check_prediction(prediction: EstimationResult, view_set: SceneViewSet, name
         )
 
 
+def _evaluate_view_set(estimator: PoseEstimator, view_set: SceneViewSet) -> EvaluatedViewSet:
+    """Run the estimator on one view set (timed) and score its point estimate."""
+    inputs = view_set.estimation_input()
+    start = time.perf_counter()
+    prediction = estimator.estimate(inputs)
+    seconds = time.perf_counter() - start
+    _check_prediction(prediction, view_set, estimator.name)
+    pred_R, pred_t = prediction.world_to_camera()
+    errors = evaluate_view_set(
+        pred_R,
+        pred_t,
+        view_set.ground_truth_R,
+        view_set.ground_truth_t,
+        view_set.dataset.scene_scale,
+    )
+    return EvaluatedViewSet(
+        indices=view_set.indices, prediction=prediction, pred_R=pred_R, pred_t=pred_t,
+        errors=errors, scene=view_set.dataset, seconds=seconds,
+        refinement_seconds=prediction.timings_s.get('refinement'))
+
+
 def run_evaluation(
     source: Union[MultiViewDataset, ViewSetSource],
     estimator: PoseEstimator,
     config: Optional[HarnessConfig] = None,
     refinement: str = 'none',
+    progress: Progress = no_progress,
 ) -> EvaluationResult:
     """Evaluate ``estimator`` on view sets drawn from ``source``.
 
@@ -242,6 +272,7 @@ def run_evaluation(
         estimator: the estimator under test.
         config: what to sample and how to threshold; default ``HarnessConfig()``.
         refinement: name of the refinement wrapped around the estimator (for the reports).
+        progress: hook counting the evaluated view sets (all N together).
 
     Returns:
         Pooled metrics per N and every per-set record.
@@ -252,32 +283,20 @@ def run_evaluation(
     source.check_num_views(config.num_views, config.sets_per_n, config.seed)
     records: list[EvaluatedViewSet] = []
     metrics_per_n: dict[int, PooledMetrics] = {}
-    for num_views in config.num_views:
-        errors_for_n = []
-        view_sets = source.draw(num_views, config.sets_per_n, config.seed,
-                                config.intrinsics_known)
-        for view_set in view_sets:
-            inputs = view_set.estimation_input()
-            start = time.perf_counter()
-            prediction = estimator.estimate(inputs)
-            seconds = time.perf_counter() - start
-            _check_prediction(prediction, view_set, estimator.name)
-            pred_R, pred_t = prediction.world_to_camera()
-            errors = evaluate_view_set(
-                pred_R,
-                pred_t,
-                view_set.ground_truth_R,
-                view_set.ground_truth_t,
-                view_set.dataset.scene_scale,
-            )
-            records.append(EvaluatedViewSet(
-                indices=view_set.indices, prediction=prediction, pred_R=pred_R, pred_t=pred_t,
-                errors=errors, scene=view_set.dataset, seconds=seconds,
-                refinement_seconds=prediction.timings_s.get('refinement')))
-            errors_for_n.append(errors)
-        if not errors_for_n:
-            raise HarnessError(f'{source.name}: no view sets of N = {num_views} to evaluate')
-        metrics_per_n[num_views] = pool_view_set_errors(errors_for_n, config.thresholds)
+    total = len(config.num_views) * source.num_sets(config.sets_per_n, config.seed)
+    with progress('evaluate', total=total, unit='set') as bar:
+        for num_views in config.num_views:
+            errors_for_n = []
+            view_sets = source.draw(num_views, config.sets_per_n, config.seed,
+                                    config.intrinsics_known)
+            for view_set in view_sets:
+                record = _evaluate_view_set(estimator, view_set)
+                records.append(record)
+                errors_for_n.append(record.errors)
+                bar.update()
+            if not errors_for_n:
+                raise HarnessError(f'{source.name}: no view sets of N = {num_views} to evaluate')
+            metrics_per_n[num_views] = pool_view_set_errors(errors_for_n, config.thresholds)
     return EvaluationResult(
         source=source,
         estimator_name=estimator.name,

@@ -237,6 +237,10 @@ class ShardViewSetSource:
                     f'cannot draw N = {largest}'
                 )
 
+    def num_sets(self, sets_per_n: Optional[int], seed: int) -> int:
+        """The number of selected view sets (one drawn from each for every N)."""
+        return len(self.selected_entries(sets_per_n, seed))
+
     def draw(
         self, num_views: int, sets_per_n: Optional[int], seed: int, intrinsics_known: bool
     ) -> Iterator[SceneViewSet]:

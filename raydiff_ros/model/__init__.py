@@ -10,8 +10,8 @@ Modules (one job each):
   8 images, K samples in one batch) and the one-step regression variant;
 * ``network``: ``RayDiffusionModel`` = backbone + denoiser + schedule
   (``features``, ``forward``, ``predict_rays``);
-* ``checkpoint``: import of the official release, our safetensors format, ``load_model``;
-* ``import_official``: the ``raydiff-import-official`` console entry point.
+* ``checkpoint``: import of the official release, our safetensors format, ``load_model``
+  (the ``raydiff-import-official`` command is ``raydiff_ros/cli/import_official.py``).
 
 Rays are spatial tensors (B, N, 6, P, P) with channels [d, m] (unit direction, moment c x d) in
 the frame of the cameras the network was trained on (PyTorch3D NDC convention for the official

@@ -8,6 +8,7 @@ Modules (one job each):
 * ``checkpointing``: checkpoints (our model format + optimizer state) and resuming;
 * ``validation``: held-out loss and pose metrics through the inference engine;
 * ``curves``: the metrics log and its PNG curves;
-* ``trainer``: the training loop;
-* ``cli``: the ``raydiff-train`` command.
+* ``trainer``: the training loop.
+
+The ``raydiff-train`` command is ``raydiff_ros/cli/train.py``.
 """

@@ -31,6 +31,7 @@ from raydiff_ros.data.dataset import SampleKey, SyntheticViewSetDataset, ViewSet
 from raydiff_ros.data.shards import read_view_set
 from raydiff_ros.model.image_input import crop_and_resize
 from raydiff_ros.model.network import RayDiffusionModel
+from raydiff_ros.progress import Progress, no_progress
 
 CACHE_DTYPE = torch.float16
 IMAGES_PER_BATCH = 64
@@ -63,14 +64,17 @@ class CachedFeatureDataset(Dataset):
         path: cache file; reused when its key matches, else (re)built and written.
         device: where the backbone runs while building.
         log: progress lines.
+        progress: hook counting the view sets whose features are computed while building.
     """
 
     def __init__(self, dataset: SyntheticViewSetDataset, model: RayDiffusionModel,
                  path: Path, device: torch.device,
-                 log: Optional[Callable[[str], None]] = None) -> None:
+                 log: Optional[Callable[[str], None]] = None,
+                 progress: Progress = no_progress) -> None:
         self.base = SyntheticViewSetDataset(dataset.entries,
                                             replace(dataset.config, augment=False))
         self.log = log or (lambda line: None)
+        self.progress = progress
         self.cameras: list[ViewSetCameras] = []
         self.boxes: list[np.ndarray] = []
         key = cache_key(self.base, model)
@@ -121,23 +125,25 @@ class CachedFeatureDataset(Dataset):
                 per_set.extend(feats.to('cpu', CACHE_DTYPE).split(1))
                 pending.clear()
 
-        for number, entry in enumerate(self.base.entries):
-            record = read_view_set(entry.shard, entry.index)
-            cameras = ViewSetCameras.from_record(record)
-            boxes = self._fixed_boxes(cameras)
-            self.cameras.append(cameras)
-            self.boxes.append(boxes)
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)  # tiny resizes: thread hand-offs cost more than they save
-            pending.extend(crop_and_resize(record.images[v], box, size).float()
-                           for v, box in enumerate(boxes))
-            torch.set_num_threads(threads)
-            if len(pending) >= IMAGES_PER_BATCH:
-                flush()
-            if (number + 1) % 200 == 0:
-                self.log(f'feature cache: {number + 1}/{len(self.base)} view sets '
-                         f'({time.perf_counter() - start:.0f} s)')
-        flush()
+        with self.progress('feature cache', total=len(self.base), unit='set') as bar:
+            for number, entry in enumerate(self.base.entries):
+                record = read_view_set(entry.shard, entry.index)
+                cameras = ViewSetCameras.from_record(record)
+                boxes = self._fixed_boxes(cameras)
+                self.cameras.append(cameras)
+                self.boxes.append(boxes)
+                threads = torch.get_num_threads()
+                torch.set_num_threads(1)  # tiny resizes: thread hand-offs cost more than saved
+                pending.extend(crop_and_resize(record.images[v], box, size).float()
+                               for v, box in enumerate(boxes))
+                torch.set_num_threads(threads)
+                if len(pending) >= IMAGES_PER_BATCH:
+                    flush()
+                bar.update()
+                if (number + 1) % 200 == 0:
+                    self.log(f'feature cache: {number + 1}/{len(self.base)} view sets '
+                             f'({time.perf_counter() - start:.0f} s)')
+            flush()
         views = {len(c.R) for c in self.cameras}
         if len(views) != 1:
             raise FeatureCacheError(f'view sets have different view counts {sorted(views)}')

@@ -41,6 +41,7 @@ from raydiff_ros.inference.engine import resolve_device
 from raydiff_ros.model.checkpoint import load_state
 from raydiff_ros.model.config import RayDiffusionConfig, preset, with_overrides
 from raydiff_ros.model.network import RayDiffusionModel
+from raydiff_ros.progress import Progress, no_progress
 from raydiff_ros.training.checkpointing import (
     TrainingState,
     latest_checkpoint,
@@ -148,12 +149,16 @@ class Trainer:
         resume: continue from the newest checkpoint in ``output_dir`` (required when one
             exists; without one, a fresh run starts).
         log: called with each log line (default: print).
+        progress: hook counting the feature-cache view sets while the cache is built, and the
+            training iterations of ``run`` (from the resumed iteration on).
     """
 
     def __init__(self, config: TrainConfig, resume: bool = False,
-                 log: Optional[Callable[[str], None]] = None) -> None:
+                 log: Optional[Callable[[str], None]] = None,
+                 progress: Progress = no_progress) -> None:
         self.config = config
         self.log = log or (lambda line: print(line, flush=True))
+        self.progress = progress
         self.output_dir = Path(config.output_dir)
         self.device = resolve_device(config.device)
         self.amp_dtype, use_scaler = self._amp_settings()
@@ -177,7 +182,7 @@ class Trainer:
         if config.data.feature_cache:
             self.train_set = CachedFeatureDataset(self.train_set, self.model,
                                                   Path(config.data.feature_cache), self.device,
-                                                  self.log)
+                                                  self.log, progress)
         parameters = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(parameters, lr=config.optim.lr,
                                            weight_decay=config.optim.weight_decay)
@@ -345,24 +350,26 @@ class Trainer:
         total = cfg.optim.iterations
         losses, interval_start, last_loss = [], time.perf_counter(), float('nan')
         checkpoint = None
-        for batch in self._loader(self.iteration, total):
-            batch = truncate_views(batch, min(num_views_for(cfg, self.iteration),
-                                              batch['rays'].shape[1]))
-            last_loss = self.train_step(batch, self.iteration)
-            losses.append(last_loss)
-            self.iteration += 1
-            if self.iteration % cfg.log_interval == 0 or self.iteration == total:
-                seconds = time.perf_counter() - interval_start
-                record = {'iteration': self.iteration, 'loss': float(np.mean(losses)),
-                          'lr': self.scheduler.get_last_lr()[0], 'seconds': seconds}
-                append_record(self.output_dir / METRICS_FILE, record)
-                self.log(f'[{self.iteration}/{total}] loss {record["loss"]:.4f} '
-                         f'({seconds / len(losses):.2f} s/it)')
-                losses, interval_start = [], time.perf_counter()
-            if self.iteration % cfg.validation.interval == 0 or self.iteration == total:
-                self._validate_and_plot()
-            if self.iteration % cfg.checkpoint_interval == 0 or self.iteration == total:
-                checkpoint = self.save()
+        with self.progress('train', total=total, unit='it', initial=self.iteration) as bar:
+            for batch in self._loader(self.iteration, total):
+                batch = truncate_views(batch, min(num_views_for(cfg, self.iteration),
+                                                  batch['rays'].shape[1]))
+                last_loss = self.train_step(batch, self.iteration)
+                losses.append(last_loss)
+                self.iteration += 1
+                bar.update()
+                if self.iteration % cfg.log_interval == 0 or self.iteration == total:
+                    seconds = time.perf_counter() - interval_start
+                    record = {'iteration': self.iteration, 'loss': float(np.mean(losses)),
+                              'lr': self.scheduler.get_last_lr()[0], 'seconds': seconds}
+                    append_record(self.output_dir / METRICS_FILE, record)
+                    self.log(f'[{self.iteration}/{total}] loss {record["loss"]:.4f} '
+                             f'({seconds / len(losses):.2f} s/it)')
+                    losses, interval_start = [], time.perf_counter()
+                if self.iteration % cfg.validation.interval == 0 or self.iteration == total:
+                    self._validate_and_plot()
+                if self.iteration % cfg.checkpoint_interval == 0 or self.iteration == total:
+                    checkpoint = self.save()
         if checkpoint is None:
             checkpoint = latest_checkpoint(self.output_dir) or self.save()
             self.plot()

@@ -3,15 +3,16 @@
 import hashlib
 
 import numpy as np
+from progress_recorder import RecordingProgress
 import pytest
 
+from raydiff_ros.cli.render import main as render_main
 from raydiff_ros.data.assets import MeshLibrary, MeshRef
 from raydiff_ros.data.camera_models import (
     intrinsics_from_vertical_fov,
     look_at_rotation,
     project_points,
 )
-from raydiff_ros.data.cli import main as render_main
 from raydiff_ros.data.generate import (
     GeneratorConfig,
     focus_bbox,
@@ -144,6 +145,20 @@ def test_resume_keeps_matching_shards(tiny_dataset_dir, tiny_generator_config, t
     assert {path.name: sha256(path) for path in tiny_dataset_dir.glob('shard_*.npz')} == before
 
 
+def test_progress_counts_rendered_and_kept_sets(tmp_path, pybullet_module):
+    config = GeneratorConfig(image_width=40, image_height=30, views_per_set=2)
+    shards, progress = [], RecordingProgress()
+    generate_dataset(tmp_path, 3, 5, config, sets_per_shard=2, on_shard=shards.append,
+                     progress=progress)
+    [bar] = progress.bars
+    assert (bar.description, bar.total, bar.unit, bar.initial) == ('render', 3, 'set', 0)
+    assert bar.updates == [2, 1] and bar.closed
+    assert [shard['num_sets'] for shard in shards] == [2, 1]
+    resumed = RecordingProgress()
+    generate_dataset(tmp_path, 3, 5, config, sets_per_shard=2, progress=resumed)
+    assert (resumed.bars[0].initial, resumed.bars[0].updates) == (3, [])
+
+
 def test_cli_renders_and_rejects_bad_arguments(tmp_path, pybullet_module, capsys):
     out = tmp_path / 'cli'
     code = render_main(['--num-sets', '2', '--views-per-set', '2', '--seed', '1', '--workers',
@@ -153,7 +168,9 @@ def test_cli_renders_and_rejects_bad_arguments(tmp_path, pybullet_module, capsys
     assert sorted(p.name for p in out.iterdir()) == ['index.json', 'shard_00000.npz',
                                                      'shard_00001.npz']
     assert read_view_set(out / 'shard_00001.npz', 0).images.shape == (2, 30, 40, 3)
-    assert '2 view sets' in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert '2 view sets' in captured.out and 'shard_00001.npz (1 sets' in captured.out
+    assert captured.err == ''  # no progress bar when stderr is not a terminal
     assert render_main(['--num-sets', '0', '--out', str(out)]) == 2
     assert render_main(['--num-sets', '1', '--image-size', 'big', '--out', str(out)]) == 2
     assert render_main(['--num-sets', '1', '--views-per-set', '1', '--out', str(out)]) == 2

@@ -1,12 +1,13 @@
-"""Side-by-side tables of several raydiff-eval results (raydiff_ros.evaluation.compare)."""
+"""Side-by-side tables of several raydiff-eval results (evaluation.compare, raydiff-compare)."""
 
 import json
 
 import numpy as np
 import pytest
 
+from raydiff_ros.cli import compare as compare_cli
+from raydiff_ros.cli.evaluate import main as eval_main
 from raydiff_ros.evaluation import compare
-from raydiff_ros.evaluation.cli import main as eval_main
 from raydiff_ros.evaluation.datasets import write_poses_json
 from raydiff_ros.evaluation.report import JSON_FORMAT_TAG
 
@@ -47,7 +48,7 @@ def write_json(path, content):
 def test_table_holds_the_numbers_of_both_results(tmp_path, capsys):
     paths = [write_json(tmp_path / 'a.json', PLAIN), write_json(tmp_path / 'b.json', REFINED)]
     out = tmp_path / 'tables' / 'table.md'
-    assert compare.main([str(p) for p in paths] + ['--out', str(out)]) == 0
+    assert compare_cli.main([str(p) for p in paths] + ['--out', str(out)]) == 0
     table = out.read_text()
     assert table == capsys.readouterr().out
     lines = table.splitlines()
@@ -69,7 +70,8 @@ def test_table_holds_the_numbers_of_both_results(tmp_path, capsys):
 def test_labels_option_and_default_labels(tmp_path):
     paths = [write_json(tmp_path / 'a.json', PLAIN), write_json(tmp_path / 'b.json', PLAIN)]
     out = tmp_path / 'table.md'
-    assert compare.main([str(p) for p in paths] + ['--out', str(out), '--labels', 'A', 'B']) == 0
+    assert compare_cli.main([str(p) for p in paths]
+                            + ['--out', str(out), '--labels', 'A', 'B']) == 0
     header = out.read_text().splitlines()[0]
     assert header.count('| A rot. acc@5° (%) |') == 1 and 'B s/set' in header
     assert 'refine s/set' not in header
@@ -80,15 +82,15 @@ def test_labels_option_and_default_labels(tmp_path):
 def test_bad_inputs_exit_with_2(tmp_path, capsys):
     good = write_json(tmp_path / 'a.json', PLAIN)
     out = ['--out', str(tmp_path / 't.md')]
-    assert compare.main([str(tmp_path / 'absent.json')] + out) == 2
+    assert compare_cli.main([str(tmp_path / 'absent.json')] + out) == 2
     assert 'does not exist' in capsys.readouterr().err
     other = write_json(tmp_path / 'other.json', {'format': 'something else'})
-    assert compare.main([str(other)] + out) == 2
+    assert compare_cli.main([str(other)] + out) == 2
     assert 'is not a raydiff-eval result' in capsys.readouterr().err
     old = dict(PLAIN, metrics_per_n={'2': {'rotation_accuracy': 1.0}})
-    assert compare.main([str(write_json(tmp_path / 'old.json', old))] + out) == 2
+    assert compare_cli.main([str(write_json(tmp_path / 'old.json', old))] + out) == 2
     assert 'no rotation_accuracy_at_deg' in capsys.readouterr().err
-    assert compare.main([str(good), '--labels', 'A', 'B'] + out) == 2
+    assert compare_cli.main([str(good), '--labels', 'A', 'B'] + out) == 2
     assert '2 labels for 1 results' in capsys.readouterr().err
     assert not (tmp_path / 't.md').exists()
 
@@ -103,7 +105,7 @@ def test_tables_of_real_raydiff_eval_results(tmp_path, synth):
                           '2,3', '--output', str(tmp_path / estimator)] + sets) == 0
         paths.append(tmp_path / estimator / 'results.json')
     out = tmp_path / 'table.md'
-    assert compare.main([str(p) for p in paths] + ['--out', str(out)]) == 0
+    assert compare_cli.main([str(p) for p in paths] + ['--out', str(out)]) == 0
     rows = {line.split(' | ')[0][2:]: line.strip('| ').split(' | ')
             for line in out.read_text().splitlines()[2:5]}
     random_result = json.loads(paths[1].read_text())

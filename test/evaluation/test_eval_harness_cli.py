@@ -4,10 +4,11 @@ import json
 
 import numpy as np
 from PIL import Image
+from progress_recorder import RecordingProgress
 import pytest
 
+from raydiff_ros.cli.evaluate import main
 from raydiff_ros.estimation.reference import NoisyOracleEstimator, RandomPoseEstimator
-from raydiff_ros.evaluation.cli import main
 from raydiff_ros.evaluation.datasets import write_poses_json
 from raydiff_ros.evaluation.harness import (
     HarnessConfig,
@@ -54,9 +55,13 @@ def test_harness_pools_per_n_with_the_whole_sequence_scale(synth):
     dataset = synth.in_memory_dataset(*synth.ring_cameras(10))
     config = HarnessConfig(num_views=(2, 3, 5), sets_per_n=4, seed=1)
     estimator = NoisyOracleEstimator(seed=2, rotation_noise_deg=3.0, center_noise=0.01)
-    result = run_evaluation(dataset, estimator, config)
+    progress = RecordingProgress()
+    result = run_evaluation(dataset, estimator, config, progress=progress)
     assert list(result.metrics_per_n) == [2, 3, 5]
     assert [r.num_views for r in result.records] == [2] * 4 + [3] * 4 + [5] * 4
+    [bar] = progress.bars  # one bar over every view set of every N
+    assert (bar.description, bar.total, bar.updates, bar.closed) == ('evaluate', 12, [1] * 12,
+                                                                     True)
     metrics = result.metrics_per_n[5]
     assert (metrics.num_view_sets, metrics.num_ordered_pairs, metrics.num_pairs,
             metrics.num_cameras) == (4, 80, 40, 20)

@@ -4,13 +4,14 @@ import json
 from pathlib import Path
 
 import numpy as np
+from progress_recorder import RecordingProgress
 import pytest
 
+from raydiff_ros.cli.evaluate import main
 from raydiff_ros.data.shards import ViewSetRecord, write_shard
 from raydiff_ros.estimation import EstimationResult
 from raydiff_ros.estimation.reference import GroundTruthEstimator
 from raydiff_ros.evaluation import shard_source
-from raydiff_ros.evaluation.cli import main
 from raydiff_ros.evaluation.datasets import write_poses_json
 from raydiff_ros.evaluation.harness import HarnessConfig, HarnessError, run_evaluation
 from raydiff_ros.evaluation.shard_source import ShardViewSetSource
@@ -97,7 +98,9 @@ def test_oracle_scores_1_for_every_n_with_each_sets_own_scale(shards, tmp_path, 
         position = scenes.index(view_set['scene'])
         assert view_set['scene_scale'] == pytest.approx(radii[position], rel=1e-12)
     assert (tmp_path / 'eval' / 'cameras.png').is_file()
-    assert '| 8 | 5 | 100.0 | 100.0 | 100.0 | 100.0 | 100.0 |' in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert '| 8 | 5 | 100.0 | 100.0 | 100.0 | 100.0 | 100.0 |' in captured.out
+    assert captured.err == ''  # no progress bar when stderr is not a terminal
 
 
 def test_noisy_oracle_and_random_floor_on_shards(shards, tmp_path):
@@ -133,6 +136,16 @@ def test_sets_per_n_uses_the_first_sets_or_a_seeded_choice(shards):
     assert all(choices[s] == [e.name for e in seeded.selected_entries(2, s)] for s in choices)
     assert len({tuple(c) for c in choices.values()}) > 1
     assert all(len(set(c)) == 2 for c in choices.values())
+
+
+def test_progress_counts_the_selected_sets_of_every_n(shards):
+    source = ShardViewSetSource(shards, scene_type='object')
+    assert source.num_sets(None, seed=0) == 3 and source.num_sets(2, seed=0) == 2
+    progress = RecordingProgress()
+    result = run_evaluation(source, GroundTruthEstimator(),
+                            HarnessConfig(num_views=(2, 3), sets_per_n=None), progress=progress)
+    [bar] = progress.bars
+    assert bar.total == bar.count == len(result.records) == 6
 
 
 def test_views_are_seeded_distinct_and_independent_of_other_n(shards):

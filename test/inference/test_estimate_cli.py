@@ -9,8 +9,8 @@ import pytest
 import torch
 import yaml
 
-from raydiff_ros.inference import cli as estimate_cli
-from raydiff_ros.model import import_official
+from raydiff_ros.cli import estimate as estimate_cli
+from raydiff_ros.cli import import_official
 from raydiff_ros.model.config import DenoiserConfig, RayDiffusionConfig
 from raydiff_ros.model.network import RayDiffusionModel
 

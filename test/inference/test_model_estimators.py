@@ -5,8 +5,8 @@ import json
 from inference_helpers import oracle_for, random_model, tiny_config
 import numpy as np
 
+from raydiff_ros.cli import evaluate as eval_cli
 from raydiff_ros.estimation import PoseEstimator, ViewSetInput
-from raydiff_ros.evaluation import cli as eval_cli
 from raydiff_ros.inference.engine import EngineConfig, RayDiffusionEngine
 from raydiff_ros.model.checkpoint import save_model
 

@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 import torch
 import yaml
 
-from raydiff_ros.model import import_official
+from raydiff_ros.cli import import_official
 from raydiff_ros.model.checkpoint import (
     CONFIG_FILE,
     FORMAT_NAME,
@@ -322,6 +322,10 @@ def test_import_of_a_small_official_release(tmp_path, capsys):
     assert import_official.main([str(release), str(out), '--step', '5']) == 1
     assert 'ckpt_00000005.pth not found' in capsys.readouterr().err
     assert import_official.main([str(tmp_path / 'nowhere'), str(out)]) == 1
+    assert 'raydiff-import-official: error:' in capsys.readouterr().err
+    # Bad arguments are a usage error (2), returned rather than raised as SystemExit.
+    assert import_official.main([str(release)]) == 2
+    assert 'out_dir' in capsys.readouterr().err
     # The older, empty checkpoint fails with every official tensor named as missing.
     assert import_official.main([str(release), str(out), '--step', '10', '--overwrite']) == 1
     err = capsys.readouterr().err

@@ -37,7 +37,7 @@ import numpy as np
 import pytest
 import torch
 
-from raydiff_ros.model import import_official
+from raydiff_ros.cli import import_official
 from raydiff_ros.model.checkpoint import load_model, official_key_to_ours
 from raydiff_ros.model.config import DiffusionConfig
 from raydiff_ros.model.diffusion import NoiseSchedule, initial_noise, sample_rays, sampler_step

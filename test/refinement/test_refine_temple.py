@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from raydiff_ros.cli.evaluate import main
 from raydiff_ros.estimation import (
     EstimatorError,
     RefinementError,
@@ -10,7 +11,6 @@ from raydiff_ros.estimation import (
     with_refinement,
 )
 from raydiff_ros.estimation.reference import NoisyOracleEstimator
-from raydiff_ros.evaluation.cli import main
 from raydiff_ros.evaluation.datasets import load_dataset
 from raydiff_ros.evaluation.harness import HarnessConfig, run_evaluation
 from raydiff_ros.evaluation.view_set import SceneViewSet

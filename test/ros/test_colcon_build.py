@@ -53,7 +53,7 @@ def workspace(tmp_path_factory) -> Path:
 def test_colcon_installs_package_interfaces_and_executables(workspace):
     install = workspace / 'install' / 'raydiff_ros'
     site = install / Path(sysconfig.get_path('purelib')).relative_to(sys.prefix)
-    assert (site / 'raydiff_ros' / 'ros' / 'demo_roundtrip.py').is_file()
+    assert (site / 'raydiff_ros' / 'demos' / 'roundtrip.py').is_file()
     assert list((site / 'raydiff_ros' / 'msg').glob('_pose_graph.py'))
     assert list((site / 'raydiff_ros').glob('*rosidl_typesupport_c*.so'))
     assert (install / 'share' / 'raydiff_ros' / 'package.xml').is_file()
@@ -69,7 +69,7 @@ def test_installed_package_runs_from_the_install_space(workspace):
     install = workspace / 'install' / 'raydiff_ros'
     site = install / Path(sysconfig.get_path('purelib')).relative_to(sys.prefix)
     probe = (
-        'import raydiff_ros, raydiff_ros.msg, raydiff_ros.ros.demo_roundtrip as d\n'
+        'import raydiff_ros, raydiff_ros.msg, raydiff_ros.demos.roundtrip as d\n'
         'graph, tf = d.demo_messages(3, 2)\n'
         'print(raydiff_ros.msg.__file__)\n'
         'print(d.__file__)\n'
@@ -86,3 +86,8 @@ def test_installed_package_runs_from_the_install_space(workspace):
     result = subprocess.run([str(launcher), '--help'], env=env, cwd=workspace,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and 'Publish the demo PoseGraph' in result.stdout
+    # The console commands of raydiff_ros.cli, e.g. raydiff-compare, are launchers too.
+    launcher = install / 'lib' / 'raydiff_ros' / 'raydiff-compare'
+    result = subprocess.run([str(launcher), '--help'], env=env, cwd=workspace,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and 'usage: raydiff-compare' in result.stdout

@@ -7,28 +7,28 @@ import pytest
 
 pytest.importorskip('rclpy', reason='rclpy is not installed (run: make test)')
 
-from raydiff_ros.ros import demo  # noqa: E402
+from raydiff_ros.demos import rig_demo  # noqa: E402
 
 #: The classical baseline on this rig gets the neighbouring pair within about 10 degrees.
 NEIGHBOUR_ROTATION_TOL_DEG = 20.0
 
 
 def test_demo_bag_round_trips_the_true_rig(tmp_path):
-    bag = demo.build_demo_bag(tmp_path / 'bag')
-    truth = demo.read_truth(bag)
-    assert sorted(truth) == list(range(demo.NUM_CAMERAS))
+    bag = rig_demo.build_demo_bag(tmp_path / 'bag')
+    truth = rig_demo.read_truth(bag)
+    assert sorted(truth) == list(range(rig_demo.NUM_CAMERAS))
     np.testing.assert_allclose(truth[0], np.eye(4))
-    baselines = [np.linalg.norm(truth[k][:3, 3]) for k in range(1, demo.NUM_CAMERAS)]
+    baselines = [np.linalg.norm(truth[k][:3, 3]) for k in range(1, rig_demo.NUM_CAMERAS)]
     assert all(b > 0.5 for b in baselines)
 
 
 def test_demo_runs_the_node_and_reports_errors(tmp_path, capsys):
-    status = demo.main(['--estimator', 'classical_sift', '--output', str(tmp_path),
-                        '--timeout', '120'])
+    status = rig_demo.main(['--estimator', 'classical_sift', '--output', str(tmp_path),
+                            '--timeout', '120'])
     assert status == 0, capsys.readouterr().err
     summary = json.loads((tmp_path / 'summary.json').read_text())
     assert summary['estimator'] == 'classical_sift'
-    assert len(summary['pairs']) == demo.NUM_CAMERAS * (demo.NUM_CAMERAS - 1) // 2
+    assert len(summary['pairs']) == rig_demo.NUM_CAMERAS * (rig_demo.NUM_CAMERAS - 1) // 2
     first = next(p for p in summary['pairs'] if p['pair'] == [0, 1])
     assert first['rotation_error_deg'] < NEIGHBOUR_ROTATION_TOL_DEG
     # metric scale from the known cam0-cam1 distance
@@ -39,8 +39,8 @@ def test_demo_runs_the_node_and_reports_errors(tmp_path, capsys):
 
 
 def test_demo_refuses_guided_refinement_without_a_diffusion_model(tmp_path, capsys):
-    status = demo.main(['--estimator', 'classical_sift', '--refinement', 'guided',
-                        '--output', str(tmp_path)])
-    assert status == demo.EXIT_NO_GUIDANCE
+    status = rig_demo.main(['--estimator', 'classical_sift', '--refinement', 'guided',
+                            '--output', str(tmp_path)])
+    assert status == rig_demo.EXIT_NO_GUIDANCE
     assert 'needs a ray-diffusion model' in capsys.readouterr().err
-    assert not (tmp_path / demo.BAG_NAME).exists()
+    assert not (tmp_path / rig_demo.BAG_NAME).exists()

@@ -9,8 +9,8 @@ rclpy = pytest.importorskip('rclpy', reason='rclpy is not installed (run: make t
 
 from ros_compare import message_differences  # noqa: E402
 
+from raydiff_ros.demos import roundtrip  # noqa: E402
 from raydiff_ros.msg import PoseGraphEdge  # noqa: E402
-from raydiff_ros.ros import demo_roundtrip  # noqa: E402
 
 OFFICIAL_TF_MESSAGE_HASH = (
     'RIHS01_e369d0f05a23ae52508854b66f6aa0437f3449d652e8cbf22d5abe85d020f087')
@@ -22,11 +22,11 @@ TIMEOUT_S = 30.0
 @pytest.fixture(scope='module')
 def received():
     talker = subprocess.Popen(
-        [sys.executable, '-m', 'raydiff_ros.ros.demo_roundtrip', 'talker',
+        [sys.executable, '-m', 'raydiff_ros.demos.roundtrip', 'talker',
          '--seed', str(SEED), '--num-cameras', str(NUM_CAMERAS), '--timeout', str(TIMEOUT_S)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        graph, tf = demo_roundtrip.receive(TIMEOUT_S)
+        graph, tf = roundtrip.receive(TIMEOUT_S)
     finally:
         output, _ = talker.communicate(timeout=TIMEOUT_S + 10.0)
     assert talker.returncode == 0, f'talker failed:\n{output}'
@@ -36,7 +36,7 @@ def received():
 
 def test_pose_graph_arrives_field_for_field(received):
     graph, _ = received
-    expected, _ = demo_roundtrip.demo_messages(SEED, NUM_CAMERAS)
+    expected, _ = roundtrip.demo_messages(SEED, NUM_CAMERAS)
     assert len(graph.nodes) == NUM_CAMERAS and len(graph.edges) == NUM_CAMERAS - 1
     assert message_differences(expected, graph) == []
     assert all(edge.type == PoseGraphEdge.LOOPCLOSE for edge in graph.edges)
@@ -44,14 +44,14 @@ def test_pose_graph_arrives_field_for_field(received):
 
 def test_tf_message_arrives_field_for_field(received):
     _, tf = received
-    _, expected = demo_roundtrip.demo_messages(SEED, NUM_CAMERAS)
+    _, expected = roundtrip.demo_messages(SEED, NUM_CAMERAS)
     assert len(tf.transforms) == NUM_CAMERAS - 1
     assert message_differences(expected, tf) == []
 
 
 def test_comparison_detects_a_changed_field(received):
     graph, _ = received
-    expected, _ = demo_roundtrip.demo_messages(SEED, NUM_CAMERAS)
+    expected, _ = roundtrip.demo_messages(SEED, NUM_CAMERAS)
     expected.edges[1].covariance[7] += 1e-9
     assert message_differences(expected, graph) == ['msg.edges[1].covariance[7]: '
                                                     f'{graph.edges[1].covariance[7]!r} != '

@@ -11,8 +11,8 @@ upstream = pytest.importorskip('pose_graph_tools_msgs.msg',
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from ros_compare import message_differences  # noqa: E402
 
+from raydiff_ros.demos.roundtrip import demo_messages  # noqa: E402
 from raydiff_ros.msg import PoseGraph  # noqa: E402
-from raydiff_ros.ros.demo_roundtrip import demo_messages  # noqa: E402
 from raydiff_ros.ros.pose_graph_relay import PoseGraphRelay, convert_message  # noqa: E402
 from raydiff_ros.ros.qos import ESTIMATE_QOS  # noqa: E402
 

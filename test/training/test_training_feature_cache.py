@@ -3,6 +3,7 @@
 from dataclasses import replace
 
 import numpy as np
+from progress_recorder import RecordingProgress
 import pytest
 import torch
 
@@ -57,9 +58,16 @@ def test_cached_samples_equal_image_samples(training_shards, lite_model, tmp_pat
 def test_cache_file_is_reused_and_rebuilt_when_stale(training_shards, lite_model, tmp_path):
     images = image_dataset(training_shards, lite_model)
     path = tmp_path / 'cache.pt'
-    first = CachedFeatureDataset(images, lite_model, path, torch.device('cpu'))
+    building, reusing = RecordingProgress(), RecordingProgress()
+    first = CachedFeatureDataset(images, lite_model, path, torch.device('cpu'),
+                                 progress=building)
+    [bar] = building.bars
+    assert (bar.description, bar.total, bar.count, bar.closed) == (
+        'feature cache', len(images), len(images), True)
     lines = []
-    second = CachedFeatureDataset(images, lite_model, path, torch.device('cpu'), lines.append)
+    second = CachedFeatureDataset(images, lite_model, path, torch.device('cpu'), lines.append,
+                                  reusing)
+    assert reusing.bars == []  # read back, nothing computed
     assert any('feature cache' in line and 'built' not in line for line in lines)
     assert torch.equal(first.features, second.features)
     assert all(np.array_equal(a, b) for a, b in zip(first.boxes, second.boxes, strict=True))
@@ -84,11 +92,16 @@ def test_trainer_runs_on_cached_features(tiny_train_dict, tmp_path):
         model={'preset': 'lite', 'train_backbone': False, 'overrides': LITE_OVERRIDES},
         optim={'iterations': 4, 'batch_size': 2, 'lr': 1e-3, 'warmup_iterations': 1})
     data['data']['feature_cache'] = str(tmp_path / 'features.pt')
-    trainer = Trainer(config_from_dict(data), log=lambda line: None)
+    progress = RecordingProgress()
+    trainer = Trainer(config_from_dict(data), log=lambda line: None, progress=progress)
     assert isinstance(trainer.train_set, CachedFeatureDataset)
     before = [p.detach().clone() for p in trainer.model.backbone.parameters()]
     result = trainer.run()
     assert result.iteration == 4 and np.isfinite(result.last_loss)
+    assert progress.descriptions() == ['feature cache', 'train']
+    cache_bar, train_bar = progress.bars
+    assert cache_bar.total == cache_bar.count == len(trainer.train_set)
+    assert (train_bar.total, train_bar.initial, train_bar.updates) == (4, 0, [1] * 4)
     assert (tmp_path / 'features.pt').is_file()
     after = list(trainer.model.backbone.parameters())
     assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))

@@ -2,14 +2,15 @@
 
 import json
 
+from progress_recorder import RecordingProgress
 import pytest
 import torch
 
+from raydiff_ros.cli.train import main as train_main
 from raydiff_ros.data.dataset import truncate_views
 from raydiff_ros.inference.engine import RayDiffusionEngine
 from raydiff_ros.model.checkpoint import load_model, save_model
 from raydiff_ros.training.checkpointing import list_checkpoints, load_training_state
-from raydiff_ros.training.cli import main as train_main
 from raydiff_ros.training.config import config_from_dict, save_train_config
 from raydiff_ros.training.trainer import Trainer, TrainingError, collate_view_sets
 
@@ -63,10 +64,14 @@ def test_run_checkpoint_resume_and_curves(tiny_train_dict, tmp_path):
         Trainer(config, log=quiet)
     longer = config_from_dict(tiny_train_dict(optim={'iterations': 9, 'batch_size': 2,
                                                      'lr': 1e-3, 'warmup_iterations': 2}))
-    resumed = Trainer(longer, resume=True, log=quiet)
+    progress = RecordingProgress()
+    resumed = Trainer(longer, resume=True, log=quiet, progress=progress)
     assert resumed.iteration == 6
     resumed_result = resumed.run()
     assert resumed_result.iteration == 9
+    [bar] = progress.bars  # no feature cache: the iterations only, from the resumed one on
+    assert (bar.description, bar.total, bar.unit, bar.initial) == ('train', 9, 'it', 6)
+    assert bar.updates == [1, 1, 1] and bar.closed
     assert [p.name for p in list_checkpoints(output)] == ['step_00000006', 'step_00000009']
     records = [json.loads(line) for line in (output / 'metrics.jsonl').read_text().splitlines()]
     assert [r['iteration'] for r in records if 'loss' in r] == [2, 4, 6, 8, 9]
@@ -141,7 +146,9 @@ def test_cli(tiny_train_dict, tmp_path, capsys):
     save_train_config(config_from_dict(tiny_train_dict(validation={'interval': 100,
                                                                    'num_sets': 0})), path)
     assert train_main([str(path), '--iterations', '2']) == 0
-    assert 'done: 2 iterations' in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert 'done: 2 iterations' in captured.out and '[2/2] loss' in captured.out
+    assert captured.err == ''  # no progress bar when stderr is not a terminal
     assert train_main([str(path), '--iterations', '4']) == 2  # existing run without --resume
     assert train_main([str(path), '--iterations', '4', '--resume']) == 0
     (tmp_path / 'bad.yaml').write_text('output_dir: x\ndata: {train: []}\n')

@@ -9,7 +9,9 @@ Examples::
 
 The configuration format is documented in :mod:`raydiff_ros.training.config`. Fine-tuning an
 imported official checkpoint is the same command with ``model.init_from`` set to the imported
-model folder. Exit codes: 0 success, 2 bad arguments or configuration, 1 a training error.
+model folder. The log lines go to stdout; progress bars of the feature caching and of the
+iterations go to stderr when it is a terminal. Exit codes: 0 success, 2 bad arguments or
+configuration, 1 a training error.
 """
 
 import argparse
@@ -18,7 +20,15 @@ from pathlib import Path
 import sys
 from typing import Optional, Sequence
 
-from raydiff_ros.cli_args import parse_arguments
+from raydiff_ros.cli.common import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    echo,
+    parse_arguments,
+    progress_bar,
+    report_error,
+)
 from raydiff_ros.data.shards import ShardError
 from raydiff_ros.model.checkpoint import CheckpointError
 from raydiff_ros.model.config import ConfigError
@@ -27,9 +37,6 @@ from raydiff_ros.training.config import TrainConfigError, load_train_config
 from raydiff_ros.training.trainer import Trainer, TrainingError
 
 PROGRAM_NAME = 'raydiff-train'
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,19 +70,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.iterations is not None:
             config = replace(config, optim=replace(config.optim, iterations=args.iterations))
     except (TrainConfigError, ConfigError) as error:
-        print(f'{PROGRAM_NAME}: {error}', file=sys.stderr)
-        return EXIT_USAGE
+        return report_error(PROGRAM_NAME, error, EXIT_USAGE)
     try:
-        trainer = Trainer(config, resume=args.resume)
+        trainer = Trainer(config, resume=args.resume, log=echo, progress=progress_bar)
     except (ShardError, CheckpointError, TrainingCheckpointError, TrainingError,
             ValueError) as error:  # a setup problem: data, weights, output folder, values
-        print(f'{PROGRAM_NAME}: {error}', file=sys.stderr)
-        return EXIT_USAGE
+        return report_error(PROGRAM_NAME, error, EXIT_USAGE)
     try:
         result = trainer.run()
     except TrainingError as error:
-        print(f'{PROGRAM_NAME}: {error}', file=sys.stderr)
-        return EXIT_FAILURE
+        return report_error(PROGRAM_NAME, error, EXIT_FAILURE)
     print(f'done: {result.iteration} iterations, last loss {result.last_loss:.4f}, '
           f'checkpoint {result.checkpoint}, curves {result.curves}')
     return EXIT_OK

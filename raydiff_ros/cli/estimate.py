@@ -22,7 +22,13 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from raydiff_ros.cli_args import parse_arguments
+from raydiff_ros.cli.common import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    parse_arguments,
+    report_error,
+)
 from raydiff_ros.estimation import (
     REFINEMENTS,
     EstimationError,
@@ -39,7 +45,6 @@ from raydiff_ros.inference.intrinsics_file import IntrinsicsFileError, load_intr
 
 PROGRAM_NAME = 'raydiff-estimate'
 OUTPUT_FORMAT = 'raydiff_ros.estimate.v1'
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 FRUSTUM_DEPTH = 0.3
 """Depth of the plotted frustums, reference units."""
 
@@ -145,8 +150,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             num_samples=args.samples, refinement=args.refinement, warmup=False))
         result = estimator.estimate(ViewSetInput(images, K))
     except (EstimationError, IntrinsicsFileError, EstimatorError, ValueError) as error:
-        print(f'{PROGRAM_NAME}: error: {error}', file=sys.stderr)
-        return EXIT_USAGE if not isinstance(error, EstimationError) else EXIT_FAILURE
+        code = EXIT_FAILURE if isinstance(error, EstimationError) else EXIT_USAGE
+        return report_error(PROGRAM_NAME, error, code)
     model_name = getattr(getattr(estimator, 'base', estimator), 'model_name', None)
     payload = result_to_json(result, args.images, estimator.name, model_name)
     try:
@@ -159,8 +164,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             plot_result(result, plot_K, sizes, args.plot,
                         f'{PROGRAM_NAME}: {len(images)} views')
     except (OSError, EstimationError) as error:
-        print(f'{PROGRAM_NAME}: error: cannot write output: {error}', file=sys.stderr)
-        return EXIT_FAILURE
+        return report_error(PROGRAM_NAME, f'cannot write output: {error}', EXIT_FAILURE)
     for camera in payload['cameras']:
         x, y, z = np.asarray(camera['reference_T_camera'])[:3, 3]
         print(f"{camera['image']}: position in camera 0 frame ({x:+.3f}, {y:+.3f}, {z:+.3f}), "

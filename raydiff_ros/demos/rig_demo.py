@@ -30,9 +30,9 @@ from sensor_msgs.msg import CameraInfo, Image
 from tf2_msgs.msg import TFMessage
 import yaml
 
+from raydiff_ros.demos.bag_tools import replay, write_bag
 from raydiff_ros.estimation import REFINEMENTS, available_estimators
 from raydiff_ros.msg import ViewSetEstimate
-from raydiff_ros.ros.bag_tools import replay, write_bag
 from raydiff_ros.ros.conversions import pose_to_matrix, transform_stamped, transform_to_matrix
 from raydiff_ros.ros.qos import ESTIMATE_QOS, TF_STATIC_QOS
 from raydiff_ros.simulation.box_scene import BoxScene, ring_rig

@@ -6,7 +6,8 @@ Example::
         --out build/synthetic/train
 
 Writes ``shard_*.npz`` and ``index.json`` into ``--out`` (format: ``raydiff_ros/data/README.md``)
-and prints a summary. Re-running the same command keeps finished shards (resume). Exit codes:
+and prints a summary; a progress bar of the view sets goes to stderr when it is a terminal.
+Re-running the same command keeps finished shards (resume). Exit codes:
 0 success, 2 bad arguments, 1 a generation error.
 """
 
@@ -15,7 +16,15 @@ from pathlib import Path
 import sys
 from typing import Optional, Sequence
 
-from raydiff_ros.cli_args import parse_arguments
+from raydiff_ros.cli.common import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    echo,
+    parse_arguments,
+    progress_bar,
+    report_error,
+)
 from raydiff_ros.data.assets import AssetError
 from raydiff_ros.data.generate import (
     MAX_VIEWS_PER_SET,
@@ -28,9 +37,6 @@ from raydiff_ros.data.scene_sampling import SceneConfig
 from raydiff_ros.data.shards import ShardError
 
 PROGRAM_NAME = 'raydiff-render'
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
 DEFAULT_SETS_PER_SHARD = 16
 
 
@@ -84,9 +90,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if isinstance(args, int):
         return args
     if args.num_sets < 1 or args.workers < 1 or args.sets_per_shard < 1:
-        print(f'{PROGRAM_NAME}: --num-sets, --workers and --sets-per-shard must be positive',
-              file=sys.stderr)
-        return EXIT_USAGE
+        return report_error(PROGRAM_NAME, '--num-sets, --workers and --sets-per-shard must be '
+                            'positive', EXIT_USAGE)
     try:
         config = GeneratorConfig(
             image_width=args.image_size[0], image_height=args.image_size[1],
@@ -94,20 +99,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             scene=SceneConfig(object_scene_probability=args.object_fraction),
         )
     except ValueError as error:
-        print(f'{PROGRAM_NAME}: {error}', file=sys.stderr)
-        return EXIT_USAGE
+        return report_error(PROGRAM_NAME, error, EXIT_USAGE)
 
     def report(shard: dict) -> None:
-        print(f'wrote {shard["path"]} ({shard["num_sets"]} sets, {shard["seconds"]:.1f} s)',
-              flush=True)
+        echo(f'wrote {shard["path"]} ({shard["num_sets"]} sets, {shard["seconds"]:.1f} s)')
 
     try:
         summary = generate_dataset(args.out, args.num_sets, args.seed, config,
                                    sets_per_shard=args.sets_per_shard, workers=args.workers,
-                                   overwrite=args.overwrite, progress=report)
+                                   overwrite=args.overwrite, on_shard=report,
+                                   progress=progress_bar)
     except (AssetError, GenerationError, ShardError, OSError) as error:
-        print(f'{PROGRAM_NAME}: {error}', file=sys.stderr)
-        return EXIT_FAILURE
+        return report_error(PROGRAM_NAME, error, EXIT_FAILURE)
     print(f'{summary.num_sets} view sets ({summary.num_views} views) in {summary.out_dir}: '
           f'{summary.shards_written} shards written, {summary.shards_kept} kept, '
           f'{summary.seconds:.1f} s ({summary.views_per_second:.1f} views/s)')

@@ -10,7 +10,8 @@ A folder of synthetic shards (``index.json`` / ``shard_*.npz``, from ``raydiff-r
 evaluated view set by view set, each its own scene (``shard_source``).
 
 Prints the markdown table and writes ``results.json``, ``results.md`` (and ``cameras.png``
-with ``--plot``) into the output folder. Exit codes: 0 success, 2 bad arguments, dataset or
+with ``--plot``) into the output folder; a progress bar of the evaluated view sets goes to
+stderr when it is a terminal. Exit codes: 0 success, 2 bad arguments, dataset or
 estimator errors.
 """
 
@@ -19,7 +20,13 @@ from pathlib import Path
 import sys
 from typing import Optional, Sequence
 
-from raydiff_ros.cli_args import parse_arguments
+from raydiff_ros.cli.common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    parse_arguments,
+    progress_bar,
+    report_error,
+)
 from raydiff_ros.estimation import (
     REFINEMENTS,
     EstimatorError,
@@ -48,8 +55,6 @@ from raydiff_ros.evaluation.shard_source import (
 from raydiff_ros.geometry.metrics import MetricInputError
 
 PROGRAM_NAME = 'raydiff-eval'
-EXIT_OK = 0
-EXIT_USAGE = 2
 DEFAULT_NUM_VIEWS_SPEC = '2..8'
 DEFAULT_SET_CHOICE = 'first'
 DEFAULT_SEED = 0
@@ -188,15 +193,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         estimator = create_estimator(args.estimator, EstimatorOptions(
             seed=args.seed, model_dir=args.model, device=args.device, num_samples=args.samples,
             refinement=args.refine))
-        result = run_evaluation(source, estimator, config, refinement=args.refine)
+        result = run_evaluation(source, estimator, config, refinement=args.refine,
+                                progress=progress_bar)
         paths = write_results(result, args.output, plot=args.plot)
     except (DatasetError, EstimatorError, HarnessError, MetricInputError, ValueError,
             RuntimeError, FileNotFoundError) as error:  # incl. model loading and inference
-        print(f'{PROGRAM_NAME}: error: {error}', file=sys.stderr)
-        return EXIT_USAGE
+        return report_error(PROGRAM_NAME, error, EXIT_USAGE)
     except OSError as error:
-        print(f'{PROGRAM_NAME}: error: cannot write results: {error}', file=sys.stderr)
-        return EXIT_USAGE
+        return report_error(PROGRAM_NAME, f'cannot write results: {error}', EXIT_USAGE)
 
     print(markdown_table(result), end='')
     refinement_times = [r.refinement_seconds for r in result.records

@@ -1,17 +1,18 @@
-"""Console entry point: convert an official RayDiffusion release folder to our model format.
+"""``raydiff-import-official``: convert an official RayDiffusion release to our model format.
 
 Usage: ``raydiff-import-official <official_dir> <out_dir> [--step N] [--overwrite]``
 
 ``official_dir`` holds ``hydra/config.yaml`` and ``checkpoints/ckpt_*.pth`` (e.g. the unzipped
-``models/co3d_diffusion``); ``out_dir`` receives ``config.yaml`` and ``model.safetensors``.
+``models/co3d_diffusion``); ``out_dir`` receives ``config.yaml`` and ``model.safetensors``
+(the conversion itself: :func:`raydiff_ros.model.checkpoint.import_official`). Exit codes:
+0 success, 2 bad arguments, 1 a release that cannot be found, read or written.
 """
-
-from __future__ import annotations
 
 import argparse
 import sys
 from typing import Optional, Sequence
 
+from raydiff_ros.cli.common import EXIT_FAILURE, EXIT_OK, parse_arguments, report_error
 from raydiff_ros.model.checkpoint import (
     CONFIG_FILE,
     WEIGHTS_FILE,
@@ -20,13 +21,12 @@ from raydiff_ros.model.checkpoint import (
     import_official,
 )
 
-EXIT_OK = 0
-EXIT_FAILED = 1
+PROGRAM_NAME = 'raydiff-import-official'
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog='raydiff-import-official',
+        prog=PROGRAM_NAME,
         description='Convert an official RayDiffusion checkpoint folder (hydra/config.yaml + '
                     f'checkpoints/ckpt_*.pth) to {CONFIG_FILE} + {WEIGHTS_FILE}.')
     parser.add_argument('official_dir', help='official release folder, e.g. co3d_diffusion')
@@ -40,15 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the importer; returns a process exit status (0 on success)."""
-    args = build_parser().parse_args(argv)
+    """Run the importer; returns the exit code (module docstring)."""
+    args = parse_arguments(build_parser(), argv)
+    if isinstance(args, int):
+        return args
     try:
         checkpoint = find_official_checkpoint(args.official_dir, args.step)
         out = import_official(args.official_dir, args.out_dir, step=args.step,
                               overwrite=args.overwrite)
-    except (CheckpointError, OSError) as exc:
-        print(f'raydiff-import-official: error: {exc}', file=sys.stderr)
-        return EXIT_FAILED
+    except (CheckpointError, OSError) as error:
+        return report_error(PROGRAM_NAME, error, EXIT_FAILURE)
     print(f'imported {checkpoint} -> {out / WEIGHTS_FILE}, {out / CONFIG_FILE}')
     return EXIT_OK
 

@@ -1,10 +1,10 @@
 """Middleware round trip: one process publishes a PoseGraph and a TF message, another receives.
 
-This is the placeholder demo behind ``make demo`` until the estimator node lands: it proves the
-environment end to end (rclpy over DDS, the generated ``raydiff_ros`` interfaces, the
-``tf2_msgs`` interface, the latched QoS of ``/tf_static``).
+The ``make demo-roundtrip`` demo: it proves the environment end to end (rclpy over DDS, the
+generated ``raydiff_ros`` interfaces, the ``tf2_msgs`` interface, the latched QoS of
+``/tf_static``).
 
-Run ``python -m raydiff_ros.ros.demo_roundtrip`` (both processes), or the ``demo_talker`` and
+Run ``python -m raydiff_ros.demos.roundtrip`` (both processes), or the ``demo_talker`` and
 ``demo_listener`` executables separately.
 """
 
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--timeout', type=float, default=DEFAULT_TIMEOUT_S)
     args = parser.parse_args(argv)
     listener = subprocess.Popen(
-        [sys.executable, '-m', 'raydiff_ros.ros.demo_roundtrip', 'listener',
+        [sys.executable, '-m', 'raydiff_ros.demos.roundtrip', 'listener',
          '--timeout', str(args.timeout)])
     talker_status = run_talker(DEFAULT_SEED, DEFAULT_NUM_CAMERAS, args.timeout)
     listener_status = listener.wait(timeout=args.timeout + 10.0)

@@ -1,0 +1,51 @@
+"""What every console command shares: exit codes, argument parsing, error reporting, progress.
+
+Commands return their exit code from ``main(argv)`` instead of raising SystemExit, so tests
+can call ``main([...])``; the console-script wrappers pass it to ``sys.exit``. Long-running
+commands hand ``progress_bar`` to the library as its ``raydiff_ros.progress.Progress`` hook and
+print their own lines with ``echo`` so that a bar on the terminal is not torn.
+"""
+
+import argparse
+import sys
+from typing import Optional, Sequence, Union
+
+from tqdm import tqdm
+
+EXIT_OK = 0
+"""The command did what was asked."""
+EXIT_FAILURE = 1
+"""The command was well formed but failed while running (rendering, training, writing...)."""
+EXIT_USAGE = 2
+"""Bad arguments or inputs (argparse's own code for usage errors)."""
+
+
+def parse_arguments(parser: argparse.ArgumentParser,
+                    argv: Optional[Sequence[str]]) -> Union[argparse.Namespace, int]:
+    """The parsed arguments, or the exit code when argparse stopped (``--help``: 0, errors: 2).
+
+    argparse has already printed its help or error message in that case.
+    """
+    try:
+        return parser.parse_args(argv)
+    except SystemExit as exit_request:
+        return EXIT_OK if exit_request.code in (None, 0) else EXIT_USAGE
+
+
+def report_error(program: str, message: object, exit_code: int) -> int:
+    """Print ``<program>: error: <message>`` to stderr; returns ``exit_code`` for ``main``."""
+    print(f'{program}: error: {message}', file=sys.stderr)
+    return exit_code
+
+
+def progress_bar(description: str, total: Optional[int], unit: str,
+                 initial: int = 0) -> tqdm:
+    """A tqdm bar on stderr (the ``Progress`` hook); draws nothing when stderr is no terminal."""
+    return tqdm(desc=description, total=total, unit=unit, initial=initial, file=sys.stderr,
+                disable=None, dynamic_ncols=True)
+
+
+def echo(line: str) -> None:
+    """Print ``line`` to stdout now, above any progress bar on the terminal."""
+    tqdm.write(line, file=sys.stdout)
+    sys.stdout.flush()
