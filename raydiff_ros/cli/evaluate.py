@@ -42,9 +42,8 @@ from raydiff_ros.evaluation.harness import (
     HarnessError,
     ViewSetSource,
     run_evaluation,
-    write_results,
 )
-from raydiff_ros.evaluation.report import markdown_table
+from raydiff_ros.evaluation.report import markdown_table, write_results
 from raydiff_ros.evaluation.shard_source import (
     SCENE_TYPE_ALL,
     SCENE_TYPES,

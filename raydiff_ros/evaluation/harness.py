@@ -14,8 +14,6 @@ time of each ``estimate`` call is recorded.
 """
 
 from dataclasses import dataclass, field
-import json
-from pathlib import Path
 import time
 from typing import Any, Iterator, Optional, Protocol, Sequence, Union
 
@@ -23,13 +21,6 @@ import numpy as np
 
 from raydiff_ros.estimation.contract import EstimationResult, EstimatorError, PoseEstimator
 from raydiff_ros.evaluation.datasets import MultiViewDataset
-from raydiff_ros.evaluation.plotting import PLOT_FILE_NAME, plot_view_set
-from raydiff_ros.evaluation.report import (
-    JSON_FILE_NAME,
-    MARKDOWN_FILE_NAME,
-    markdown_report,
-    result_to_json_dict,
-)
 from raydiff_ros.evaluation.view_set import SceneViewSet
 from raydiff_ros.geometry.metrics import (
     MIN_VIEWS,
@@ -305,33 +296,3 @@ def run_evaluation(
         records=tuple(records),
         refinement=refinement,
     )
-
-
-def plotted_record(result: EvaluationResult) -> EvaluatedViewSet:
-    """The view set ``write_results`` plots: the first one of the largest N."""
-    return result.records_for(max(result.config.num_views))[0]
-
-
-def write_results(
-    result: EvaluationResult, output_dir: Path, plot: bool = True
-) -> dict[str, Path]:
-    """Write ``results.json``, ``results.md`` and (with ``plot``) ``cameras.png``.
-
-    Args:
-        result: a harness run.
-        output_dir: folder to write into (created if missing).
-        plot: also draw the predicted (aligned) against the true cameras of
-            ``plotted_record(result)``.
-
-    Returns:
-        The written paths by kind: ``'json'``, ``'markdown'`` and ``'plot'``.
-    """
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    paths = {'json': output_dir / JSON_FILE_NAME, 'markdown': output_dir / MARKDOWN_FILE_NAME}
-    paths['json'].write_text(json.dumps(result_to_json_dict(result), indent=1) + '\n')
-    paths['markdown'].write_text(markdown_report(result))
-    if plot:
-        record = plotted_record(result)
-        paths['plot'] = plot_view_set(record.scene, record, output_dir / PLOT_FILE_NAME)
-    return paths

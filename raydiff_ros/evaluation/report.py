@@ -1,4 +1,4 @@
-"""Serialise a harness run: a JSON document and a markdown table.
+"""Serialise a harness run: a JSON document, a markdown table and a plot (``write_results``).
 
 ``results.json`` holds the data summary (``ViewSetSource.describe``), the estimator name and
 refinement, the configuration, the pooled metrics per N (plus the rotation accuracy at each of
@@ -11,14 +11,15 @@ camera-centre accuracy, PoseDiffusion RRA, RTA and AUC) and the mean errors.
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+import json
+from pathlib import Path
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from raydiff_ros.evaluation.harness import EvaluatedViewSet, EvaluationResult
+from raydiff_ros.evaluation.plotting import PLOT_FILE_NAME, plot_view_set
 from raydiff_ros.geometry.metrics import accuracy
-
-if TYPE_CHECKING:
-    from raydiff_ros.evaluation.harness import EvaluatedViewSet, EvaluationResult
 
 JSON_FILE_NAME = 'results.json'
 MARKDOWN_FILE_NAME = 'results.md'
@@ -139,3 +140,33 @@ def markdown_report(result: EvaluationResult) -> str:
         f'intrinsics {intrinsics}.\n\n'
         + markdown_table(result)
     )
+
+
+def plotted_record(result: EvaluationResult) -> EvaluatedViewSet:
+    """The view set ``write_results`` plots: the first one of the largest N."""
+    return result.records_for(max(result.config.num_views))[0]
+
+
+def write_results(
+    result: EvaluationResult, output_dir: Path, plot: bool = True
+) -> dict[str, Path]:
+    """Write ``results.json``, ``results.md`` and (with ``plot``) ``cameras.png``.
+
+    Args:
+        result: a harness run.
+        output_dir: folder to write into (created if missing).
+        plot: also draw the predicted (aligned) against the true cameras of
+            ``plotted_record(result)``.
+
+    Returns:
+        The written paths by kind: ``'json'``, ``'markdown'`` and ``'plot'``.
+    """
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    paths = {'json': output_dir / JSON_FILE_NAME, 'markdown': output_dir / MARKDOWN_FILE_NAME}
+    paths['json'].write_text(json.dumps(result_to_json_dict(result), indent=1) + '\n')
+    paths['markdown'].write_text(markdown_report(result))
+    if plot:
+        record = plotted_record(result)
+        paths['plot'] = plot_view_set(record.scene, record, output_dir / PLOT_FILE_NAME)
+    return paths

@@ -17,6 +17,7 @@ SOURCE = Path(__file__).resolve().parents[2] / PACKAGE
 # "Architecture" section shows the same layers.
 ALLOWED = {
     'parameter_fields': set(),
+    'progress': set(),
     'geometry': set(),
     'model': {'geometry'},
     'estimation': {'geometry'},
@@ -26,12 +27,12 @@ ALLOWED = {
     'pipeline': {'geometry', 'estimation', 'parameter_fields'},
     'calibration': {'geometry', 'pipeline'},
     'simulation': {'geometry'},
-    'data': {'geometry', 'model'},
-    'training': {'geometry', 'model', 'estimation', 'inference', 'data'},
-    'evaluation': {'geometry', 'estimation', 'data'},
+    'data': {'geometry', 'model', 'progress'},
+    'training': {'geometry', 'model', 'estimation', 'inference', 'data', 'progress'},
+    'evaluation': {'geometry', 'estimation', 'data', 'progress'},
     'ros': {'geometry', 'estimation', 'pipeline', 'calibration', 'parameter_fields', 'msg'},
     'cli': {'geometry', 'model', 'estimation', 'features', 'inference', 'refinement', 'data',
-            'training', 'evaluation'},
+            'training', 'evaluation', 'progress'},
     'demos': {'geometry', 'model', 'estimation', 'pipeline', 'simulation', 'evaluation', 'ros',
               'msg'},
 }

@@ -15,8 +15,8 @@ from raydiff_ros.evaluation.harness import (
     HarnessError,
     run_evaluation,
     sample_view_sets,
-    write_results,
 )
+from raydiff_ros.evaluation.report import write_results
 
 METRIC_KEYS = ('rotation_accuracy', 'camera_center_accuracy', 'rra', 'rta', 'auc')
 
