@@ -110,7 +110,10 @@ hydra:
 
 
 def max_abs(a: torch.Tensor, b) -> float:
-    return (a - torch.as_tensor(b)).abs().max().item()
+    """Largest |a - b|, for tensors of one shape (broadcasting would hide a wrong shape)."""
+    b = torch.as_tensor(b)
+    assert a.shape == b.shape, f'shape {tuple(a.shape)}, fixture has {tuple(b.shape)}'
+    return (a - b).abs().max().item()
 
 
 @pytest.fixture(scope='module')
@@ -218,7 +221,12 @@ def test_import_maps_every_official_parameter(model, fixture):
     assert set(mapped) == set(ours)
     bad = checksum_mismatches(((mapped[k], ours[k]) for k in ours), meta['param_checksums'])
     assert bad == []
-    assert model.denoiser.x_embedder.weight.shape == (1152, 392)
+    official_shapes = {entry['key']: entry['shape'] for entry in meta['state_dict']}
+    hidden, in_channels = official_shapes['ray_predictor.x_embedder.proj.weight'][:2]
+    # One token: the DINO features, the noisy ray and the NDC coordinates of a patch.
+    token_parts = ('dino_features', 'fwd_x_t', 'ndc')
+    assert in_channels == sum(arrays[name].shape[2] for name in token_parts)
+    assert model.denoiser.x_embedder.weight.shape == (hidden, in_channels)
     for official, rebuilt in (
             ('noise_scheduler.betas', model.schedule.betas),
             ('noise_scheduler.alphas', model.schedule.alphas),
@@ -234,7 +242,7 @@ def test_dino_features(model, fixture):
         features = model.features(arrays['images'][None])
     err = max_abs(features, arrays['dino_features'])
     print(f'dino_features max abs error {err:.3g}')
-    assert features.shape == (1, 2, 384, 16, 16)
+    assert features.shape == arrays['dino_features'].shape  # (1, N, F, P, P) of the fixture
     assert err <= ATOL_FEATURES
 
 
