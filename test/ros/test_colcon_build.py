@@ -13,6 +13,8 @@ import sysconfig
 
 import pytest
 
+pytestmark = pytest.mark.ros
+
 pytest.importorskip('rclpy', reason='rclpy is not installed (run: make test)')
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

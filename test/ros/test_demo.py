@@ -5,6 +5,8 @@ import json
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.ros
+
 pytest.importorskip('rclpy', reason='rclpy is not installed (run: make test)')
 
 from raydiff_ros.ros import demo  # noqa: E402

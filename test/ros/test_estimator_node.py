@@ -11,6 +11,8 @@ import time
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.ros
+
 rclpy = pytest.importorskip('rclpy', reason='rclpy is not installed (run: make test)')
 
 from node_probe import Probe, start_node, stop_node  # noqa: E402
