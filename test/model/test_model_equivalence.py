@@ -218,12 +218,17 @@ def model(official_release, tmp_path_factory):
     return load_model(out)
 
 
+# slow: every test that builds (official_release) or uses (model) the 409M-parameter model:
+# 16 to 27 s of module set-up on 2 cores, then 1 to 9 s a test. The fixture-only checks
+# (initial noise, posterior update) stay fast.
+@pytest.mark.slow
 def test_rule_weights_reproduce_official_checksums(official_release):
     _, mismatches, num_checked = official_release
     assert num_checked == 345
     assert mismatches == []
 
 
+@pytest.mark.slow
 def test_import_maps_every_official_parameter(model, fixture):
     meta, arrays = fixture
     ours = dict(model.named_parameters())
@@ -247,6 +252,7 @@ def test_import_maps_every_official_parameter(model, fixture):
         assert max_abs(rebuilt, arrays[f'buf__{official}']) <= 1e-7, official
 
 
+@pytest.mark.slow
 def test_dino_features(model, fixture):
     _, arrays = fixture
     with torch.no_grad():
@@ -257,6 +263,7 @@ def test_dino_features(model, fixture):
     assert err <= ATOL_FEATURES
 
 
+@pytest.mark.slow
 def test_single_forward(model, fixture):
     _, arrays = fixture
     with torch.no_grad():
@@ -282,6 +289,7 @@ def snapshot(arrays, name: str, loop_index: int) -> torch.Tensor:
     return arrays[name][position]
 
 
+@pytest.mark.slow
 def test_sampler_loop_first_two_steps_from_seed(model, fixture):
     """The sampler itself (global RNG after manual_seed(0)), stopped after loop index 1."""
     _, arrays = fixture
@@ -302,6 +310,7 @@ def test_sampler_loop_first_two_steps_from_seed(model, fixture):
     assert max(errors.values()) <= ATOL_SAMPLER
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('loop_index', SNAPSHOT_STEPS)
 def test_sampler_step_from_snapshot(model, fixture, loop_index):
     """x_t at loop index k -> one forward -> normalised x0 -> update -> x_t at k + 1."""
@@ -342,6 +351,7 @@ def test_posterior_update_on_every_snapshot_pair(fixture):
     assert worst <= ATOL_UPDATE_ONLY
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.environ.get(ENV_FULL_SAMPLER) != '1',
                     reason=f'71 passes of the 409M model (minutes); set {ENV_FULL_SAMPLER}=1')
 def test_full_sampler_from_seed_to_t29(model, fixture):

@@ -13,7 +13,8 @@ import sysconfig
 
 import pytest
 
-pytestmark = pytest.mark.ros
+# slow: both tests need the module's colcon build (10 to 18 s on 2 cores).
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 pytest.importorskip('rclpy', reason='rclpy is not installed (run: make test)')
 

@@ -24,6 +24,7 @@ def test_demo_bag_round_trips_the_true_rig(tmp_path):
     assert all(b > 0.5 for b in baselines)
 
 
+@pytest.mark.slow  # 7.5 to 10 s on 2 cores
 def test_demo_runs_the_node_and_reports_errors(tmp_path, capsys):
     status = demo.main(['--estimator', 'classical_sift', '--output', str(tmp_path),
                         '--timeout', '120'])
