@@ -40,6 +40,7 @@ def images(tmp_path):
     return paths
 
 
+@pytest.mark.slow  # 6 to 25 s on 2 cores, plus 1 to 4 s to convert the release
 def test_estimate_end_to_end_on_an_imported_official_release(converted_model, images, tmp_path):
     width, height = IMAGE_SIZE_WH
     info = tmp_path / 'camera_info.yaml'

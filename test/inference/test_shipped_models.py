@@ -34,6 +34,7 @@ def test_default_model_is_found_without_configuration(monkeypatch):
     assert resolve_model_dir(None).resolve() == (REPO_MODELS / 'default').resolve()
 
 
+@pytest.mark.slow  # 3 to 15 s on 2 cores
 def test_default_model_beats_chance_on_rendered_rig_view_sets(tmp_path):
     """Eight robot-rig sets of 4 views rendered with a seed unseen in training: the mean
     relative rotation error must be under half that of uniformly random rotations on the same

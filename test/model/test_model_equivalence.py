@@ -12,7 +12,8 @@ last digit):
 
 * ``dino_features``: 0, bitwise equal (tolerance 1e-4)
 * ``fwd_x0_pred``: 9.5e-07 (tolerance 1e-4)
-* ``sampler_x_T`` from ``torch.manual_seed(0)``: 0, bitwise equal
+* ``sampler_x_T`` from ``torch.manual_seed(0)``: 0, bitwise equal (tolerance 1e-5: see
+  ``RANDN_ATOL``)
 * sampler x0 at loop indices 0, 1, 10, 70, 98, 99: <= 5.2e-06 (tolerance 1e-3)
 * sampler x_t after one update (loop indices 1, 11, 71, 99, and after t = 0): <= 4.8e-06
   (tolerance 1e-3)
@@ -57,6 +58,15 @@ ATOL_SAMPLER = 1e-3
 ATOL_UPDATE_ONLY = 1e-6
 CHECKSUM_RTOL = 1e-7
 CHECKSUM_ATOL = 1e-6
+# torch's CPU normal sampler runs an AVX2 path (its own log and sincos) on AVX2 / AVX-512 CPUs
+# and other code elsewhere (CPUs without AVX2, e.g. arm64): from one seed the draws differ by up
+# to 2.5e-6 (measured over all 409M rule draws, ATEN_CPU_CAPABILITY=default against avx512, torch
+# 2.13), so the fixture's draws are not bit for bit ours everywhere. A draw of the seeded stream
+# is compared within RANDN_ATOL (a wrong seed or draw order is off by O(1)); a rule weight
+# 0.02 x draw (+ 1) within WEIGHT_ATOL (the + 1 may round to the neighbouring float32, one ulp
+# 2^-23 in [1, 2)), hence a sum of n weights within n x WEIGHT_ATOL.
+RANDN_ATOL = 1e-5
+WEIGHT_ATOL = 0.02 * RANDN_ATOL + 2.0 ** -23
 OFFICIAL_STEP = 450_000
 SAMPLER_SEED = 0
 MAX_IMAGES_PER_PASS = 8
@@ -110,7 +120,10 @@ hydra:
 
 
 def max_abs(a: torch.Tensor, b) -> float:
-    return (a - torch.as_tensor(b)).abs().max().item()
+    """Largest |a - b|, for tensors of one shape (broadcasting would hide a wrong shape)."""
+    b = torch.as_tensor(b)
+    assert a.shape == b.shape, f'shape {tuple(a.shape)}, fixture has {tuple(b.shape)}'
+    return (a - b).abs().max().item()
 
 
 @pytest.fixture(scope='module')
@@ -168,9 +181,10 @@ def checksum_mismatches(named_tensors, checksums):
         ref = checksums[name]
         flat = tensor.detach().reshape(-1)
         as64 = flat.double()
-        ok = (flat[:4].tolist() == ref['first4']
+        sum_atol = max(CHECKSUM_ATOL, flat.numel() * WEIGHT_ATOL)
+        ok = (flat[:4].tolist() == pytest.approx(ref['first4'], rel=0, abs=WEIGHT_ATOL)
               and as64.sum().item() == pytest.approx(ref['sum'], rel=CHECKSUM_RTOL,
-                                                     abs=CHECKSUM_ATOL)
+                                                     abs=sum_atol)
               and as64.abs().sum().item() == pytest.approx(ref['sum_abs'], rel=CHECKSUM_RTOL))
         if not ok:
             bad.append(name)
@@ -204,12 +218,17 @@ def model(official_release, tmp_path_factory):
     return load_model(out)
 
 
+# slow: every test that builds (official_release) or uses (model) the 409M-parameter model:
+# 16 to 27 s of module set-up on 2 cores, then 1 to 9 s a test. The fixture-only checks
+# (initial noise, posterior update) stay fast.
+@pytest.mark.slow
 def test_rule_weights_reproduce_official_checksums(official_release):
     _, mismatches, num_checked = official_release
     assert num_checked == 345
     assert mismatches == []
 
 
+@pytest.mark.slow
 def test_import_maps_every_official_parameter(model, fixture):
     meta, arrays = fixture
     ours = dict(model.named_parameters())
@@ -218,7 +237,12 @@ def test_import_maps_every_official_parameter(model, fixture):
     assert set(mapped) == set(ours)
     bad = checksum_mismatches(((mapped[k], ours[k]) for k in ours), meta['param_checksums'])
     assert bad == []
-    assert model.denoiser.x_embedder.weight.shape == (1152, 392)
+    official_shapes = {entry['key']: entry['shape'] for entry in meta['state_dict']}
+    hidden, in_channels = official_shapes['ray_predictor.x_embedder.proj.weight'][:2]
+    # One token: the DINO features, the noisy ray and the NDC coordinates of a patch.
+    token_parts = ('dino_features', 'fwd_x_t', 'ndc')
+    assert in_channels == sum(arrays[name].shape[2] for name in token_parts)
+    assert model.denoiser.x_embedder.weight.shape == (hidden, in_channels)
     for official, rebuilt in (
             ('noise_scheduler.betas', model.schedule.betas),
             ('noise_scheduler.alphas', model.schedule.alphas),
@@ -228,16 +252,18 @@ def test_import_maps_every_official_parameter(model, fixture):
         assert max_abs(rebuilt, arrays[f'buf__{official}']) <= 1e-7, official
 
 
+@pytest.mark.slow
 def test_dino_features(model, fixture):
     _, arrays = fixture
     with torch.no_grad():
         features = model.features(arrays['images'][None])
     err = max_abs(features, arrays['dino_features'])
     print(f'dino_features max abs error {err:.3g}')
-    assert features.shape == (1, 2, 384, 16, 16)
+    assert features.shape == arrays['dino_features'].shape  # (1, N, F, P, P) of the fixture
     assert err <= ATOL_FEATURES
 
 
+@pytest.mark.slow
 def test_single_forward(model, fixture):
     _, arrays = fixture
     with torch.no_grad():
@@ -254,8 +280,8 @@ def test_initial_noise_follows_torch_manual_seed(fixture):
     torch.manual_seed(SAMPLER_SEED)
     from_global = initial_noise(shape)
     from_generator = initial_noise(shape, torch.Generator().manual_seed(SAMPLER_SEED))
-    assert torch.equal(from_global, arrays['sampler_x_T'])
-    assert torch.equal(from_generator, arrays['sampler_x_T'])
+    assert torch.equal(from_global, from_generator)  # one stream in one process: bit for bit
+    torch.testing.assert_close(from_global, arrays['sampler_x_T'], atol=RANDN_ATOL, rtol=0)
 
 
 def snapshot(arrays, name: str, loop_index: int) -> torch.Tensor:
@@ -263,6 +289,7 @@ def snapshot(arrays, name: str, loop_index: int) -> torch.Tensor:
     return arrays[name][position]
 
 
+@pytest.mark.slow
 def test_sampler_loop_first_two_steps_from_seed(model, fixture):
     """The sampler itself (global RNG after manual_seed(0)), stopped after loop index 1."""
     _, arrays = fixture
@@ -271,7 +298,8 @@ def test_sampler_loop_first_two_steps_from_seed(model, fixture):
     result = sample_rays(model, arrays['dino_features'], arrays['ndc'], NoiseSchedule(diffusion),
                          record_loop_indices=(0, 1), max_images_per_pass=MAX_IMAGES_PER_PASS)
     assert result.num_steps == 2
-    assert torch.equal(result.trajectory[0].x_t, arrays['sampler_x_T'])
+    torch.testing.assert_close(result.trajectory[0].x_t, arrays['sampler_x_T'], atol=RANDN_ATOL,
+                               rtol=0)
     errors = {
         'x0[0]': max_abs(result.trajectory[0].x0, snapshot(arrays, 'sampler_traj_x0', 0)),
         'x_t[1]': max_abs(result.trajectory[1].x_t, snapshot(arrays, 'sampler_traj_x_t', 1)),
@@ -282,6 +310,7 @@ def test_sampler_loop_first_two_steps_from_seed(model, fixture):
     assert max(errors.values()) <= ATOL_SAMPLER
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('loop_index', SNAPSHOT_STEPS)
 def test_sampler_step_from_snapshot(model, fixture, loop_index):
     """x_t at loop index k -> one forward -> normalised x0 -> update -> x_t at k + 1."""
@@ -322,6 +351,7 @@ def test_posterior_update_on_every_snapshot_pair(fixture):
     assert worst <= ATOL_UPDATE_ONLY
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.environ.get(ENV_FULL_SAMPLER) != '1',
                     reason=f'71 passes of the 409M model (minutes); set {ENV_FULL_SAMPLER}=1')
 def test_full_sampler_from_seed_to_t29(model, fixture):

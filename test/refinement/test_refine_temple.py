@@ -68,6 +68,7 @@ def test_blank_images_give_no_pairs_and_bad_input_raises():
         match_view_set(blank, np.eye(3))
 
 
+@pytest.mark.slow  # 2 to 6.5 s on 2 cores, up to 40 s when they are busy
 def test_noisy_oracle_plus_bundle_improves_rotations(temple):
     oracle = NoisyOracleEstimator(seed=0, rotation_noise_deg=ORACLE_ROTATION_NOISE_DEG)
     refined = RefinedEstimator(NoisyOracleEstimator(

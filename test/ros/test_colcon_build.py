@@ -13,6 +13,9 @@ import sysconfig
 
 import pytest
 
+# slow: both tests need the module's colcon build (10 to 18 s on 2 cores).
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
 pytest.importorskip('rclpy', reason='rclpy is not installed (run: make test)')
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -5,6 +5,8 @@ import json
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.ros
+
 pytest.importorskip('rclpy', reason='rclpy is not installed (run: make test)')
 
 from raydiff_ros.demos import rig_demo  # noqa: E402
@@ -22,6 +24,7 @@ def test_demo_bag_round_trips_the_true_rig(tmp_path):
     assert all(b > 0.5 for b in baselines)
 
 
+@pytest.mark.slow  # 7.5 to 10 s on 2 cores
 def test_demo_runs_the_node_and_reports_errors(tmp_path, capsys):
     status = rig_demo.main(['--estimator', 'classical_sift', '--output', str(tmp_path),
                             '--timeout', '120'])

@@ -11,6 +11,8 @@ import unittest
 
 import pytest
 
+pytestmark = pytest.mark.ros
+
 pytest.importorskip(
     'launch_testing', reason='launch_testing is not installed (no ROS 2 distribution here)')
 pytest.importorskip('launch', reason='launch is not installed')

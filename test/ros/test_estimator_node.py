@@ -11,6 +11,8 @@ import time
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.ros
+
 rclpy = pytest.importorskip('rclpy', reason='rclpy is not installed (run: make test)')
 
 from node_probe import Probe, start_node, stop_node  # noqa: E402
@@ -111,6 +113,7 @@ def test_rig_calibration_publishes_metric_tf_static_and_pose_graph(run_node):
     assert list(estimate.cameras[1].intrinsics) == pytest.approx(TRUE_INTRINSICS)
 
 
+@pytest.mark.slow  # 4.7 to 6 s on 2 cores
 def test_temporal_mode_publishes_tf_and_graph_between_keyframes(run_node):
     _, probe = run_node({'num_cameras': 1, 'mode': 'temporal', 'estimator': ORACLE,
                          'max_views': 4, **FAST}, 1)
@@ -184,6 +187,7 @@ def test_executor_serves_parameters_while_inference_runs(run_node, tmp_path):
     assert probe.wait_for(lambda: probe.received['tf_static'], 20)
 
 
+@pytest.mark.slow  # 5 to 7 s on 2 cores
 def test_bad_inputs_are_diagnosed_and_never_published(run_node):
     process, probe = run_node({'num_cameras': 2, 'mode': 'rig', 'estimator': ORACLE,
                                **BEST_EFFORT}, 2)
@@ -255,6 +259,7 @@ def test_guided_refinement_of_an_estimator_without_sampler_leaves_the_node_alive
         "'classical_sift' has no sampler")
 
 
+@pytest.mark.slow  # 6 to 9 s on 2 cores
 def test_missing_camera_info_is_diagnosed_and_intrinsics_are_estimated(run_node):
     _, probe = run_node({'num_cameras': 2, 'mode': 'rig', 'estimator': ORACLE,
                          **BEST_EFFORT}, 2)
@@ -273,6 +278,7 @@ def test_missing_camera_info_is_diagnosed_and_intrinsics_are_estimated(run_node)
     assert list(estimate.cameras[1].intrinsics) == pytest.approx(TRUE_INTRINSICS, abs=0.5)
 
 
+@pytest.mark.slow  # 3 to 5.5 s on 2 cores
 def test_rig_calibration_mode_saves_extrinsics_that_load_back(run_node, tmp_path):
     from std_srvs.srv import Trigger
 

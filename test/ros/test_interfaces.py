@@ -2,6 +2,8 @@
 
 import pytest
 
+pytestmark = pytest.mark.ros
+
 rclpy = pytest.importorskip('rclpy', reason='rclpy is not installed (run: make test)')
 typesys = pytest.importorskip('rosbags.typesys', reason='rosbags is not installed')
 

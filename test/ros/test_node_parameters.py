@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+pytestmark = pytest.mark.ros
+
 rclpy = pytest.importorskip('rclpy', reason='rclpy is not installed (run: make test)')
 
 from rclpy.parameter import Parameter  # noqa: E402

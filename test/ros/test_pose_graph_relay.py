@@ -4,6 +4,8 @@ import time
 
 import pytest
 
+pytestmark = pytest.mark.ros
+
 rclpy = pytest.importorskip('rclpy', reason='rclpy is not installed (run: make test)')
 upstream = pytest.importorskip('pose_graph_tools_msgs.msg',
                                reason='pose_graph_tools_msgs is not installed (run: make test)')
