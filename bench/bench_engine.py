@@ -1,4 +1,4 @@
-"""End-to-end benchmark of the pose estimation engine (``PoseEstimator``), per stage.
+"""End-to-end benchmark of the pose estimation engine (``RayDiffusionEngine``), per stage.
 
 Stages, for N images of 640x480 and K samples drawn in one batch: preprocess (crop, resize),
 features (backbone), sampling (denoiser passes down to t = 29), rays_to_cameras (Procrustes
@@ -30,7 +30,8 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from bench_model import machine_description, peak_rss_mib, random_model, reset_peak_rss  # noqa
-from raydiff_ros.inference.engine import EngineConfig, PoseEstimator  # noqa: E402
+from raydiff_ros.estimation import ViewSetInput  # noqa: E402
+from raydiff_ros.inference.engine import EngineConfig, RayDiffusionEngine  # noqa: E402
 from raydiff_ros.model.checkpoint import load_model  # noqa: E402
 
 DEFAULT_OUTPUT = REPO_ROOT / 'bench' / 'results' / 'bench_engine.md'
@@ -48,14 +49,14 @@ def view_set(num_views: int) -> tuple[list[np.ndarray], np.ndarray]:
     return images, np.broadcast_to(K, (num_views, 3, 3)).copy()
 
 
-def run_case(engine: PoseEstimator, num_views: int, samples: int, repeats: int) -> dict:
-    images, K = view_set(num_views)
+def run_case(engine: RayDiffusionEngine, num_views: int, samples: int, repeats: int) -> dict:
+    inputs = ViewSetInput(*view_set(num_views))
     cuda = engine.device.type == 'cuda'
-    engine.estimate(images, K, num_samples=samples)  # warm-up for this shape
+    engine.estimate(inputs, num_samples=samples)  # warm-up for this shape
     if cuda:
         torch.cuda.reset_peak_memory_stats(engine.device)
     reset_peak_rss()
-    runs = [engine.estimate(images, K, num_samples=samples).timings_s for _ in range(repeats)]
+    runs = [engine.estimate(inputs, num_samples=samples).timings_s for _ in range(repeats)]
     row = {stage: statistics.median(run[stage] for run in runs) for stage in STAGES}
     row['peak_mib'] = (torch.cuda.max_memory_allocated(engine.device) / MIB if cuda
                        else peak_rss_mib())
@@ -79,11 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     model = load_model(args.model) if args.model else random_model(args.preset)
-    engines = {'engine': PoseEstimator(model, EngineConfig(device=args.device, dtype=args.dtype,
-                                                           warmup=True))}
+    engines = {'engine': RayDiffusionEngine(model, EngineConfig(
+        device=args.device, dtype=args.dtype, warmup=True))}
     if args.compare_eager:
-        engines['fp32 eager'] = PoseEstimator(model, EngineConfig(device=args.device,
-                                                                  dtype='float32', warmup=True))
+        engines['fp32 eager'] = RayDiffusionEngine(model, EngineConfig(
+            device=args.device, dtype='float32', warmup=True))
     engine = engines['engine']
     what = f'model {args.model}' if args.model else f'preset {args.preset}'
     lines = [f'# bench_engine: {what}, device {engine.device}, '

@@ -25,7 +25,7 @@ WORLD_UP = (0.0, 0.0, 1.0)
 RIG_TARGET = (0.0, 0.0, 0.2)
 
 
-def procedural_texture(rng: np.random.Generator, size: int = TEXTURE_SIZE) -> np.ndarray:
+def random_box_texture(rng: np.random.Generator, size: int = TEXTURE_SIZE) -> np.ndarray:
     """(size, size, 3) uint8 texture: smoothed multi-scale noise plus a random checker."""
     texture = np.zeros((size, size, 3))
     for cells in TEXTURE_SCALES:
@@ -63,8 +63,8 @@ class BoxScene:
         for _ in range(num_boxes):
             size = rng.uniform(0.15, 0.45, 3)
             centre = np.append(rng.uniform(-extent_m, extent_m, 2), size[2] / 2)
-            boxes.append(Box(centre - size / 2, centre + size / 2, procedural_texture(rng)))
-        return cls(boxes=boxes, floor_texture=procedural_texture(rng))
+            boxes.append(Box(centre - size / 2, centre + size / 2, random_box_texture(rng)))
+        return cls(boxes=boxes, floor_texture=random_box_texture(rng))
 
     def render(self, K: np.ndarray, R: np.ndarray, t: np.ndarray,
                width: int, height: int) -> np.ndarray:

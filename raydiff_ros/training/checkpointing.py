@@ -7,7 +7,7 @@ Layout of a run's output folder::
     <output_dir>/curves.png                  loss and metric curves
     <output_dir>/checkpoints/step_00001000/  one checkpoint per saved iteration:
         config.yaml, model.safetensors       our model format (raydiff_ros.model.checkpoint):
-                                             ``load_model`` / ``PoseEstimator`` read it as is
+                                             ``load_model`` / ``RayDiffusionEngine`` read it as is
         training_state.pt                    iteration, optimizer, LR scheduler and loss-scaler
                                              states (torch.save of tensors and plain values;
                                              read back with weights_only=True)

@@ -44,8 +44,8 @@ from typing import Any, Mapping, Union
 
 import yaml
 
-from raydiff_ros.data.dataset import CROP_MODES, MIN_VIEWS
 from raydiff_ros.data.normalization import FIRST_CAMERA_FRAMES
+from raydiff_ros.data.training_samples import CROP_MODES, MIN_VIEWS
 
 VARIANTS = ('diffusion', 'regression')
 AMP_MODES = ('auto', 'off', 'bf16', 'fp16')

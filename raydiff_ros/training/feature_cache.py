@@ -12,9 +12,9 @@ pass. The cache is a file (``torch.save`` of plain tensors, read back with
   configuration and the sample geometry; a cache whose key differs is rebuilt.
 
 :class:`CachedFeatureDataset` then yields the same samples as
-:class:`~raydiff_ros.data.dataset.SyntheticViewSetDataset` with ``augment=False`` (random view
-subsets and orders, normalised cameras, target rays) but with ``features`` instead of
-``images``.
+:class:`~raydiff_ros.data.training_samples.SyntheticViewSetDataset` with ``augment=False``
+(random view subsets and orders, normalised cameras, target rays) but with ``features``
+instead of ``images``.
 """
 
 from dataclasses import replace
@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from raydiff_ros.data.dataset import SampleKey, SyntheticViewSetDataset, ViewSetCameras
 from raydiff_ros.data.shards import read_view_set
+from raydiff_ros.data.training_samples import SampleKey, SyntheticViewSetDataset, ViewSetCameras
 from raydiff_ros.model.image_input import crop_and_resize
 from raydiff_ros.model.network import RayDiffusionModel
 from raydiff_ros.progress import Progress, no_progress

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, default_collate
 
-from raydiff_ros.data.dataset import (
+from raydiff_ros.data.training_samples import (
     SampleConfig,
     SyntheticViewSetDataset,
     entries_for,

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from raydiff_ros.data.dataset import SyntheticViewSetDataset
+from raydiff_ros.data.training_samples import SyntheticViewSetDataset
 from raydiff_ros.estimation.contract import EstimationError, ViewSetInput
 from raydiff_ros.geometry.metrics import (
     evaluate_view_set,

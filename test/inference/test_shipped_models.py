@@ -40,10 +40,10 @@ def test_default_model_beats_chance_on_rendered_rig_view_sets(tmp_path):
     relative rotation error must be under half that of uniformly random rotations on the same
     sets (measured with the shipped model: 30.4 deg against 120.3 deg)."""
     pytest.importorskip('pybullet', reason='pybullet renders the test view sets')
-    from raydiff_ros.data.dataset import shard_files
     from raydiff_ros.data.generate import GeneratorConfig, generate_dataset
     from raydiff_ros.data.scene_sampling import SceneConfig
     from raydiff_ros.data.shards import read_view_set
+    from raydiff_ros.data.training_samples import shard_files
     from raydiff_ros.estimation import EstimatorOptions, ViewSetInput, create_estimator
     from raydiff_ros.geometry.metrics import relative_rotation_errors_deg
     from raydiff_ros.geometry.transforms import random_rotations

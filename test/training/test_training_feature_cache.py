@@ -7,7 +7,11 @@ from progress_recorder import RecordingProgress
 import pytest
 import torch
 
-from raydiff_ros.data.dataset import SampleConfig, SyntheticViewSetDataset, index_view_sets
+from raydiff_ros.data.training_samples import (
+    SampleConfig,
+    SyntheticViewSetDataset,
+    index_view_sets,
+)
 from raydiff_ros.model.config import preset, with_overrides
 from raydiff_ros.model.network import RayDiffusionModel
 from raydiff_ros.training.config import TrainConfigError, config_from_dict

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from raydiff_ros.cli.train import main as train_main
-from raydiff_ros.data.dataset import truncate_views
+from raydiff_ros.data.training_samples import truncate_views
 from raydiff_ros.inference.engine import RayDiffusionEngine
 from raydiff_ros.model.checkpoint import load_model, save_model
 from raydiff_ros.training.checkpointing import list_checkpoints, load_training_state

@@ -3,7 +3,11 @@
 import numpy as np
 import torch
 
-from raydiff_ros.data.dataset import SampleConfig, SyntheticViewSetDataset, index_view_sets
+from raydiff_ros.data.training_samples import (
+    SampleConfig,
+    SyntheticViewSetDataset,
+    index_view_sets,
+)
 from raydiff_ros.geometry.camera import Cameras
 from raydiff_ros.geometry.conventions import ndc_to_pixel
 from raydiff_ros.geometry.rays import rays_from_pixels

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from raydiff_ros.data.dataset import (
+from raydiff_ros.data.shards import ShardError
+from raydiff_ros.data.training_samples import (
     SampleConfig,
     SyntheticViewSetDataset,
     index_view_sets,
@@ -12,7 +13,6 @@ from raydiff_ros.data.dataset import (
     split_entries,
     truncate_views,
 )
-from raydiff_ros.data.shards import ShardError
 from raydiff_ros.geometry.crop import crop_parameters
 from raydiff_ros.geometry.metrics import relative_rotation_errors_deg
 from raydiff_ros.geometry.rays import rays_from_spatial, rays_to_cameras_procrustes
