@@ -8,9 +8,11 @@ print their own lines with ``echo`` so that a bar on the terminal is not torn.
 
 import argparse
 import sys
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 from tqdm import tqdm
+
+from raydiff_ros.estimation import EstimatorError, available_estimators, estimator_entry
 
 EXIT_OK = 0
 """The command did what was asked."""
@@ -30,6 +32,26 @@ def parse_arguments(parser: argparse.ArgumentParser,
         return parser.parse_args(argv)
     except SystemExit as exit_request:
         return EXIT_OK if exit_request.code in (None, 0) else EXIT_USAGE
+
+
+def estimator_name(include_ground_truth: bool = True) -> Callable[[str], str]:
+    """An argparse ``type`` for ``--estimator``: a registered name or ``python:<module>:<factory>``
+    (a usage error naming the choices otherwise; without ``include_ground_truth`` the reference
+    estimators that read the ground truth are refused)."""
+
+    def check(text: str) -> str:
+        names = available_estimators(include_ground_truth)
+        try:
+            entry = estimator_entry(text)
+        except EstimatorError:
+            entry = None
+        if entry is None or (entry.needs_ground_truth and not include_ground_truth):
+            raise argparse.ArgumentTypeError(
+                f'{text!r} is not one of {", ".join(names)} or python:<module>:<factory>')
+        return text
+
+    check.__name__ = 'estimator'
+    return check
 
 
 def report_error(program: str, message: object, exit_code: int) -> int:

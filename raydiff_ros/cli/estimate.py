@@ -26,6 +26,7 @@ from raydiff_ros.cli.common import (
     EXIT_FAILURE,
     EXIT_OK,
     EXIT_USAGE,
+    estimator_name,
     parse_arguments,
     report_error,
 )
@@ -116,9 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--intrinsics', type=Path, metavar='FILE',
                         help='YAML/JSON with K for all images, per image, or a ROS camera_info '
                              'YAML; without it the intrinsics are estimated')
-    parser.add_argument('--estimator', default='ray_diffusion',
-                        choices=available_estimators(include_ground_truth=False),
-                        help='registered estimator (default ray_diffusion)')
+    parser.add_argument('--estimator', default='ray_diffusion', metavar='NAME',
+                        type=estimator_name(include_ground_truth=False),
+                        help=f'{", ".join(available_estimators(include_ground_truth=False))} or '
+                             'python:<module>:<factory> (default ray_diffusion)')
     parser.add_argument('--refinement', default='none', choices=tuple(REFINEMENTS),
                         help='refinement after the estimator (guided: ray_diffusion only)')
     parser.add_argument('--model', type=Path, metavar='DIR',

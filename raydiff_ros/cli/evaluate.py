@@ -23,6 +23,7 @@ from typing import Optional, Sequence
 from raydiff_ros.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
+    estimator_name,
     parse_arguments,
     progress_bar,
     report_error,
@@ -119,8 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
         '(Middlebury), or a folder of synthetic shards (index.json, shard_*.npz)',
     )
     parser.add_argument(
-        '--estimator', required=True, choices=available_estimators(),
-        help='registered estimator name',
+        '--estimator', required=True, type=estimator_name(), metavar='NAME',
+        help=f'{", ".join(available_estimators())} or python:<module>:<factory>',
     )
     parser.add_argument(
         '--num-views', type=parse_num_views, default=parse_num_views(DEFAULT_NUM_VIEWS_SPEC),

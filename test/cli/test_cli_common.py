@@ -4,6 +4,8 @@ import argparse
 import io
 import sys
 
+import pytest
+
 from raydiff_ros.cli import common
 
 
@@ -64,3 +66,25 @@ def test_echo_prints_the_line_to_stdout_while_a_bar_runs(monkeypatch, capsys):
         bar.update(2)
     assert capsys.readouterr().out == '[1/2] loss 0.5\n'
     assert '2/2' in terminal.getvalue()
+
+
+def test_estimator_names_are_registered_names_or_python_plugins():
+    check = common.estimator_name()
+    assert check('classical_sift') == 'classical_sift'
+    assert check('python:node_scenarios:make_oracle') == 'python:node_scenarios:make_oracle'
+    with pytest.raises(argparse.ArgumentTypeError, match="'sift' is not one of .*random"):
+        check('sift')
+    assert common.estimator_name()('noisy_oracle') == 'noisy_oracle'
+    with pytest.raises(argparse.ArgumentTypeError, match='noisy_oracle'):
+        common.estimator_name(include_ground_truth=False)('noisy_oracle')
+
+
+def test_raydiff_eval_runs_a_python_plugin_estimator(shared_dir, tmp_path, capsys):
+    from raydiff_ros.cli.evaluate import main
+    status = main([str(shared_dir / 'data' / 'temple_ring'), '--estimator',
+                   'python:node_scenarios:make_failing_estimator', '--num-views', '2',
+                   '--sets-per-n', '1', '--output', str(tmp_path / 'o')])
+    assert status == 2 and 'FileNotFoundError' in capsys.readouterr().err
+    assert main([str(shared_dir / 'data' / 'temple_ring'), '--estimator', 'sift',
+                 '--output', str(tmp_path / 'o')]) == 2
+    assert "'sift' is not one of" in capsys.readouterr().err

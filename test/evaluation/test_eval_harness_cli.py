@@ -139,7 +139,7 @@ def test_cli_noisy_oracle_scores_between_floor_and_ceiling(shared_dir, tmp_path)
     ('arguments', 'message'),
     [
         (['--estimator', 'ground_truth'], 'required: --output'),
-        (['--estimator', 'nope', '--output', 'X'], "invalid choice: 'nope'"),
+        (['--estimator', 'nope', '--output', 'X'], "'nope' is not one of"),
         (['--estimator', 'random', '--num-views', 'a..b', '--output', 'X'], 'bad view counts'),
         (['--estimator', 'random', '--num-views', '1..3', '--output', 'X'], 'at least 2'),
         (['--estimator', 'random', '--num-views', '60', '--output', 'X'], 'cannot draw'),
