@@ -5,7 +5,7 @@
 #   tools/evaluate_models.sh OUT_DIR [GROUP ...]
 #
 # GROUP: baselines (classical_sift, random; no model needed), diffusion and regression
-# (ray_diffusion with each shipped model), refinements (guided and bundle after the diffusion
+# (ray_diffusion and ray_regression with the shipped models), refinements (guided and bundle after the diffusion
 # model), tables (the markdown tables from whatever results exist). Default: all, in order.
 # Datasets: the held-out synthetic test shards (build/synthetic/test, rendered with
 #   raydiff-render --num-sets 140 --views-per-set 8 --image-size 160x120 --seed 2 \
@@ -81,7 +81,7 @@ for group in $GROUPS_TO_RUN; do
       ;;
     regression)
       for dataset in synthetic temple_ring nerf_lego; do
-        run regression "$dataset" ray_diffusion --model "$REGRESSION"
+        run regression "$dataset" ray_regression --model "$REGRESSION"
       done
       ;;
     refinements)
