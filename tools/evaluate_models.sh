@@ -5,8 +5,9 @@
 #   tools/evaluate_models.sh OUT_DIR [GROUP ...]
 #
 # GROUP: baselines (classical_sift, random; no model needed), diffusion and regression
-# (ray_diffusion and ray_regression with the shipped models), refinements (guided and bundle after the diffusion
-# model), tables (the markdown tables from whatever results exist). Default: all, in order.
+# (ray_diffusion and ray_regression with the shipped models), refinements (guided and bundle
+# after the diffusion model), tables (the markdown tables from whatever results exist).
+# Default: all, in order.
 # Datasets: the held-out synthetic test shards (build/synthetic/test, rendered with
 #   raydiff-render --num-sets 140 --views-per-set 8 --image-size 160x120 --seed 2 \
 #       --workers 2 --out build/synthetic/test)
