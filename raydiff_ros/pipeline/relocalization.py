@@ -268,7 +268,8 @@ def relocalize(
 
     Args:
         reference_T_cameras: (S, N, 4, 4) (or (N, 4, 4) for one sample) estimated poses of
-            the N views in the reference frame, any unit (``PoseSamples.reference_T_cameras``).
+            the N views in the reference frame, any unit
+            (``EstimationResult.samples_reference_T_camera``).
         map_T_cameras: N entries, the known (4, 4) map pose of each view or None
             (``ViewSet.map_T_cameras``); the query's entry is ignored.
         query_index: view index of the query.

@@ -163,7 +163,7 @@ def camera_statistics(
 
     Args:
         reference_T_cameras: (S, N, 4, 4) samples of each camera's pose in the reference frame
-            (``PoseSamples.reference_T_cameras``, after ``scale.fix_scale``).
+            (``EstimationResult.samples_reference_T_camera``, after ``scale.fix_scale``).
         config: covariance parameters.
         scale_known: whether the translations are metric.
 
