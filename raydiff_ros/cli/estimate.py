@@ -41,6 +41,7 @@ from raydiff_ros.estimation import (
     create_estimator,
     sample_spread,
 )
+from raydiff_ros.features.matching import guess_intrinsics
 from raydiff_ros.geometry.transforms import invert_transforms
 from raydiff_ros.inference.intrinsics_file import IntrinsicsFileError, load_intrinsics
 
@@ -161,11 +162,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args.output.write_text(json.dumps(payload, indent=2) + '\n')
         if args.plot is not None:
             plot_K = result.K if result.K is not None else K
-            if plot_K is None:
-                raise EstimationError(f'{estimator.name} reports no intrinsics to plot with')
+            if plot_K is None:  # an estimator that reports none (random): frustums of a guess
+                plot_K = np.stack([guess_intrinsics(width, height) for width, height in sizes])
             plot_result(result, plot_K, sizes, args.plot,
                         f'{PROGRAM_NAME}: {len(images)} views')
-    except (OSError, EstimationError) as error:
+    except OSError as error:
         return report_error(PROGRAM_NAME, f'cannot write output: {error}', EXIT_FAILURE)
     for camera in payload['cameras']:
         x, y, z = np.asarray(camera['reference_T_camera'])[:3, 3]

@@ -84,3 +84,17 @@ def test_estimate_reports_bad_inputs(converted_model, images, tmp_path, capsys):
     assert estimate_cli.main([str(images[0]), str(images[1]), '--model',
                               str(tmp_path / 'nowhere'), '--output', output]) == 2
     assert 'error' in capsys.readouterr().err
+
+
+def test_any_pixel_estimator_of_the_registry_runs_and_says_where_poses_came_from(images,
+                                                                                   tmp_path):
+    output, plot = tmp_path / 'poses.json', tmp_path / 'cameras.png'
+    assert estimate_cli.main([str(p) for p in images] + [
+        '--estimator', 'random', '--output', str(output), '--plot', str(plot)]) == 0
+    payload = json.loads(output.read_text())
+    assert payload['estimator'] == 'random' and payload['model'] is None
+    assert [c['pose_source'] for c in payload['cameras']] == ['reference', 'random']
+    assert [c['K'] for c in payload['cameras']] == [None, None]  # random reports none
+    assert plot.read_bytes().startswith(b'\x89PNG')               # frustums of a guessed K
+    assert estimate_cli.main([str(p) for p in images] + [
+        '--estimator', 'ground_truth', '--output', str(output)]) == 2  # needs the truth
