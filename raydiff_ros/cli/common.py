@@ -54,6 +54,14 @@ def estimator_name(include_ground_truth: bool = True) -> Callable[[str], str]:
     return check
 
 
+def estimator_help(include_ground_truth: bool = True) -> str:
+    """Help text of ``--estimator``: every registered name with its one-line description."""
+    names = available_estimators(include_ground_truth)
+    described = [f'{name}: {estimator_entry(name).description}'
+                 if estimator_entry(name).description else name for name in names]
+    return '; '.join(described) + '; or python:<module>:<factory>'
+
+
 def report_error(program: str, message: object, exit_code: int) -> int:
     """Print ``<program>: error: <message>`` to stderr; returns ``exit_code`` for ``main``."""
     print(f'{program}: error: {message}', file=sys.stderr)

@@ -26,6 +26,7 @@ from raydiff_ros.cli.common import (
     EXIT_FAILURE,
     EXIT_OK,
     EXIT_USAGE,
+    estimator_help,
     estimator_name,
     parse_arguments,
     report_error,
@@ -37,7 +38,6 @@ from raydiff_ros.estimation import (
     EstimatorError,
     EstimatorOptions,
     ViewSetInput,
-    available_estimators,
     create_estimator,
     sample_spread,
 )
@@ -120,8 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
                              'YAML; without it the intrinsics are estimated')
     parser.add_argument('--estimator', default='ray_diffusion', metavar='NAME',
                         type=estimator_name(include_ground_truth=False),
-                        help=f'{", ".join(available_estimators(include_ground_truth=False))} or '
-                             'python:<module>:<factory> (default ray_diffusion)')
+                        help=estimator_help(include_ground_truth=False)
+                        + ' (default ray_diffusion)')
     parser.add_argument('--refinement', default='none', choices=tuple(REFINEMENTS),
                         help='refinement after the estimator (guided: ray_diffusion only)')
     parser.add_argument('--model', type=Path, metavar='DIR',

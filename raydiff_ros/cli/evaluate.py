@@ -23,6 +23,7 @@ from typing import Optional, Sequence
 from raydiff_ros.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
+    estimator_help,
     estimator_name,
     parse_arguments,
     progress_bar,
@@ -32,7 +33,6 @@ from raydiff_ros.estimation import (
     REFINEMENTS,
     EstimatorError,
     EstimatorOptions,
-    available_estimators,
     create_estimator,
 )
 from raydiff_ros.evaluation.datasets import DEFAULT_BACKGROUND_RGB, DatasetError, load_dataset
@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         '--estimator', required=True, type=estimator_name(), metavar='NAME',
-        help=f'{", ".join(available_estimators())} or python:<module>:<factory>',
+        help=estimator_help(),
     )
     parser.add_argument(
         '--num-views', type=parse_num_views, default=parse_num_views(DEFAULT_NUM_VIEWS_SPEC),

@@ -88,3 +88,10 @@ def test_raydiff_eval_runs_a_python_plugin_estimator(shared_dir, tmp_path, capsy
     assert main([str(shared_dir / 'data' / 'temple_ring'), '--estimator', 'sift',
                  '--output', str(tmp_path / 'o')]) == 2
     assert "'sift' is not one of" in capsys.readouterr().err
+
+
+def test_the_estimator_help_describes_every_registered_name():
+    text = common.estimator_help()
+    assert 'classical_sift: SIFT matches' in text and 'ground_truth: ' in text
+    assert text.endswith('or python:<module>:<factory>')
+    assert 'ground_truth' not in common.estimator_help(include_ground_truth=False)
