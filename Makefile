@@ -33,7 +33,7 @@ help:
 
 venv: $(STAMPS)/editable
 
-$(STAMPS)/deps: requirements.txt constraints.txt tools/check_host.sh tools/fix_wheel_cmake_paths.py
+$(STAMPS)/deps: requirements.txt requirements-nodeps.txt constraints.txt tools/check_host.sh tools/fix_wheel_cmake_paths.py
 	@bash tools/check_host.sh $(PYTHON)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@mkdir -p $(STAMPS)
@@ -41,6 +41,8 @@ $(STAMPS)/deps: requirements.txt constraints.txt tools/check_host.sh tools/fix_w
 	$(PY) -m pip install --quiet --disable-pip-version-check 'pip==26.3'
 	$(PY) -m pip install --quiet --disable-pip-version-check \
 		-r requirements.txt -c constraints.txt 2>&1 | { grep -v "$(PIP_NOISE)" || true; }
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps \
+		-r requirements-nodeps.txt 2>&1 | { grep -v "$(PIP_NOISE)" || true; }
 	$(PY) tools/fix_wheel_cmake_paths.py $(VENV_ABS)
 	@touch $@
 

@@ -101,6 +101,12 @@ BUILTIN_ESTIMATORS = {
     'classical_sift': EstimatorEntry(
         'raydiff_ros.features.classical:make_classical_sift', False,
         'SIFT matches, essential matrices, chained along a spanning tree'),
+    'fused': EstimatorEntry(
+        'raydiff_ros.fusion.estimator:make_fused', False,
+        'the ray prior fused with verified learned matches (XFeat + LighterGlue by default)'),
+    'matches': EstimatorEntry(
+        'raydiff_ros.fusion.estimator:make_matches', False,
+        'verified matches alone, chained and averaged (option matcher=xfeat|aliked|disk|sift)'),
     'ray_diffusion': EstimatorEntry(
         'raydiff_ros.inference.engine:make_ray_diffusion', False,
         'the ray model (diffusion or regression) of model_dir, default models/default'),

@@ -33,7 +33,6 @@ camera 0). Counters of the last call and of all calls are in ``last_stats`` and 
 """
 
 from dataclasses import dataclass, fields
-import heapq
 import time
 
 import cv2
@@ -48,6 +47,7 @@ from raydiff_ros.estimation.registry import EstimatorOptions
 from raydiff_ros.features.matching import SiftMatchingConfig, guess_intrinsics
 from raydiff_ros.features.sift import extract_features
 from raydiff_ros.features.two_view import pair_geometry
+from raydiff_ros.geometry.averaging import maximum_spanning_tree
 
 FALLBACK_UNCERTAINTY = 1.0
 POSE_SOURCE_PAIR = 'essential_matrix'
@@ -78,28 +78,6 @@ class ClassicalStats:
     def add(self, other: 'ClassicalStats') -> None:
         for item in fields(self):
             setattr(self, item.name, getattr(self, item.name) + getattr(other, item.name))
-
-
-def maximum_spanning_tree(num_views: int, pairs: dict, root: int = 0) -> list[tuple[int, int]]:
-    """Edges (parent, child) of a maximum spanning tree (weight: inliers) grown from ``root``
-    (Prim), in the order the children are added. Unreachable cameras are left out."""
-    neighbours: dict[int, list] = {k: [] for k in range(num_views)}
-    for (i, j), geometry in pairs.items():
-        neighbours[i].append((geometry.inliers, i, j))
-        neighbours[j].append((geometry.inliers, j, i))
-    placed, edges = {root}, []
-    heap = [(-w, a, b) for w, a, b in neighbours[root]]
-    heapq.heapify(heap)
-    while heap:
-        _, parent, child = heapq.heappop(heap)
-        if child in placed:
-            continue
-        placed.add(child)
-        edges.append((parent, child))
-        for weight, a, b in neighbours[child]:
-            if b not in placed:
-                heapq.heappush(heap, (-weight, a, b))
-    return edges
 
 
 class ClassicalSiftEstimator:
@@ -160,7 +138,8 @@ class ClassicalSiftEstimator:
         placed = {0}
         known_depths: dict[int, dict[int, float]] = {k: {} for k in range(num)}
         scales = []
-        for parent, child in maximum_spanning_tree(num, pairs):
+        for parent, child in maximum_spanning_tree(
+                num, {pair: geometry.inliers for pair, geometry in pairs.items()}):
             geometry = pairs[(min(parent, child), max(parent, child))]
             R_cp, t_cp, kp_parent, depth_parent, kp_child, depth_child = geometry.oriented(parent)
             scale = self._scale(known_depths[parent], kp_parent, depth_parent, scales, stats)

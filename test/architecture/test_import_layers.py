@@ -24,6 +24,7 @@ ALLOWED = {
     'features': {'geometry', 'estimation'},
     'inference': {'geometry', 'model', 'estimation'},
     'refinement': {'geometry', 'model', 'estimation', 'features', 'inference'},
+    'fusion': {'geometry', 'estimation', 'features', 'inference', 'refinement'},
     'pipeline': {'geometry', 'estimation', 'parameter_fields'},
     'calibration': {'geometry', 'pipeline'},
     'simulation': {'geometry'},

@@ -11,7 +11,7 @@ from raydiff_ros.estimation import (
 )
 from raydiff_ros.evaluation.datasets import load_dataset
 from raydiff_ros.evaluation.view_set import SceneViewSet
-from raydiff_ros.features.classical import ClassicalSiftEstimator, maximum_spanning_tree
+from raydiff_ros.features.classical import ClassicalSiftEstimator
 from raydiff_ros.features.matching import guess_intrinsics
 from raydiff_ros.features.two_view import PairGeometry
 from raydiff_ros.geometry.metrics import evaluate_view_set, pool_view_set_errors
@@ -102,12 +102,6 @@ def make_pair(i, j, inliers):
     empty = np.zeros(0)
     return PairGeometry(i, j, np.eye(3), np.array([1.0, 0, 0]), inliers, empty.astype(int),
                         empty.astype(int), empty, empty)
-
-
-def test_maximum_spanning_tree_prefers_strong_pairs_and_skips_unreachable():
-    pairs = {(0, 1): make_pair(0, 1, 10), (0, 2): make_pair(0, 2, 100),
-             (1, 2): make_pair(1, 2, 50), (3, 4): make_pair(3, 4, 80)}
-    assert maximum_spanning_tree(5, pairs) == [(0, 2), (2, 1)]
 
 
 def test_pair_orientation_inverts_the_relative_pose():

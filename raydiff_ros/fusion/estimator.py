@@ -1,0 +1,398 @@
+"""``fused``: the ray prior fused with verified learned matches; ``matches``: the matches alone.
+
+For one view set of N images (known intrinsics, else the prior's, else a guess):
+
+1. prior: the ray model draws S samples of the whole set (``options.num_samples``);
+2. features: local features once per image (``matcher``: XFeat, ALIKED, DISK or SIFT);
+3. matching: every pair, or the ``max_pairs`` most similar ones (:func:`select_pairs`);
+4. geometry: poselib's LO-RANSAC essential matrix per pair; pairs with enough inliers are
+   verified (rotation, translation direction, confidence);
+5. fusion: rotation cycles over verified triangles reject wrong pairs; the prior sample that
+   agrees best with the verified rotations is the start; rotations are chained along the most
+   confident verified pairs (a camera nobody matches directly is reached through others),
+   then averaged robustly over verified edges (weight: confidence) and the start sample's
+   edges (weight ``prior_weight``); edges still off by ``outlier_threshold_deg`` are dropped
+   and the averaging redone; centres solve the verified directions anchored to the start
+   sample's centres;
+6. bundle adjustment: the Sampson-error bundle adjustment of :mod:`raydiff_ros.refinement`
+   on all verified inliers.
+
+Every camera says what fixed it (``pose_sources``): ``'reference'`` (view 0),
+``'verified_matches'`` (linked to view 0 by verified pairs), ``'prior'`` (the prior alone) or,
+for ``matches`` without a prior, ``'fallback'`` (identity rotation at view 0's centre). The
+samples carry the prior's spread for prior cameras and none for verified ones, so the published
+covariances say the same. Without a usable matcher, or when nothing verifies, the result is
+the prior's and says so. ``timings_s``: prior, features, matching, geometry, fusion,
+bundle_adjustment, total.
+"""
+
+from dataclasses import dataclass, fields, replace
+import logging
+import time
+from typing import Optional
+
+import numpy as np
+
+from raydiff_ros.estimation.contract import (
+    POSE_SOURCE_REFERENCE,
+    EstimationResult,
+    EstimatorError,
+    PoseEstimator,
+    ViewSetInput,
+)
+from raydiff_ros.estimation.registry import EstimatorOptions, create_estimator
+from raydiff_ros.features.local_features import (
+    FeatureMatcher,
+    LocalFeaturesConfig,
+    MatcherUnavailableError,
+)
+from raydiff_ros.features.matching import PairMatches, guess_intrinsics
+from raydiff_ros.features.relative_pose import TwoViewConfig
+from raydiff_ros.fusion.view_graph import ViewGraph, consistent_edges, select_pairs, verify_pairs
+from raydiff_ros.geometry.averaging import (
+    average_rotations,
+    chain_rotations,
+    direction_errors_deg,
+    maximum_spanning_tree,
+    rotation_residuals_deg,
+    solve_centres,
+)
+from raydiff_ros.geometry.transforms import (
+    invert_transforms,
+    make_transforms,
+    rotation_angle_deg,
+    translations_from_centers,
+)
+from raydiff_ros.refinement.bundle import BundleConfig, refine_poses
+
+LOGGER = logging.getLogger(__name__)
+
+POSE_SOURCE_VERIFIED = 'verified_matches'
+POSE_SOURCE_PRIOR = 'prior'
+POSE_SOURCE_FALLBACK = 'fallback'
+PRIOR_NONE = 'none'
+SAMPLE_SCORE_CAP_DEG = 30.0
+"""A verified edge disagreeing with a prior sample by more than this counts as this much."""
+VERIFIED_UNCERTAINTY_FLOOR_DEG = 0.1
+
+
+@dataclass(frozen=True)
+class FusedConfig:
+    """Settings of ``fused`` and ``matches`` (``EstimatorOptions.extra`` by field name).
+
+    Attributes:
+        prior: registry name of the prior, or 'none' (``matches``).
+        matcher: feature pipeline (:data:`~raydiff_ros.features.local_features.METHODS`).
+        max_keypoints: keypoints per image.
+        max_image_side: longer side the features are extracted at (pixels).
+        max_pairs: pairs matched per view set at most (0: all pairs).
+        min_pairs_per_view: with ``max_pairs``, each view's most similar partners kept.
+        min_inliers, min_inlier_ratio, max_epipolar_error_px: pair verification.
+        cycle_threshold_deg: largest rotation error of a consistent triangle.
+        outlier_threshold_deg: verified edges off by more after averaging are dropped.
+        direction_threshold_deg: translation directions off by more are dropped.
+        prior_weight: weight of a prior rotation edge against a verified edge of confidence 1.
+        anchor_weight: weight of the centre anchor (the prior's, or chained, centre
+            differences) against a verified direction of confidence 1: small, so that it fixes
+            scale and unconstrained cameras without bending verified directions.
+        bundle_adjustment: run the Sampson bundle adjustment at the end.
+    """
+
+    prior: str = 'ray_diffusion'
+    matcher: str = 'xfeat'
+    max_keypoints: int = 1024
+    max_image_side: int = 640
+    max_pairs: int = 0
+    min_pairs_per_view: int = 2
+    min_inliers: int = 40
+    min_inlier_ratio: float = 0.3
+    max_epipolar_error_px: float = 1.0
+    cycle_threshold_deg: float = 5.0
+    outlier_threshold_deg: float = 10.0
+    direction_threshold_deg: float = 20.0
+    prior_weight: float = 0.05
+    anchor_weight: float = 1e-3
+    bundle_adjustment: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_pairs < 0 or self.min_pairs_per_view < 1:
+            raise EstimatorError('max_pairs must be >= 0 and min_pairs_per_view >= 1')
+        if min(self.cycle_threshold_deg, self.outlier_threshold_deg,
+               self.direction_threshold_deg, self.prior_weight, self.anchor_weight) <= 0:
+            raise EstimatorError('thresholds and prior_weight must be positive')
+
+    def two_view(self, seed: int) -> TwoViewConfig:
+        return TwoViewConfig(max_epipolar_error_px=self.max_epipolar_error_px,
+                             min_inliers=self.min_inliers,
+                             min_inlier_ratio=self.min_inlier_ratio, seed=seed)
+
+    def features(self, device: str) -> LocalFeaturesConfig:
+        return LocalFeaturesConfig(method=self.matcher, max_keypoints=self.max_keypoints,
+                                   max_image_side=self.max_image_side, device=device)
+
+
+@dataclass
+class FusionReport:
+    """What the last estimate used: pairs tried / verified / kept, the chosen prior sample."""
+
+    pairs_attempted: int = 0
+    pairs_verified: int = 0
+    pairs_kept: int = 0
+    prior_sample: int = 0
+    matcher_error: str = ''
+
+
+class FusedEstimator:
+    """The prior fused with verified matches (see the module docstring).
+
+    Args:
+        prior: the prior estimator, or None (matches alone).
+        config: settings.
+        device: device of the matcher.
+        seed: RANSAC seed.
+        name: registry name reported in logs.
+    """
+
+    def __init__(self, prior: Optional[PoseEstimator], config: FusedConfig, device: str = 'auto',
+                 seed: int = 0, name: str = 'fused') -> None:
+        self.name = name
+        self.prior = prior
+        self.config = config
+        self.two_view = config.two_view(seed)
+        self.matcher_error = ''
+        try:
+            self.matcher: Optional[FeatureMatcher] = FeatureMatcher(config.features(device))
+        except MatcherUnavailableError as error:
+            if prior is None:
+                raise
+            self.matcher = None
+            self.matcher_error = str(error)
+            LOGGER.warning('%s: no matcher (%s); estimates are the prior alone', name, error)
+        self.last_report = FusionReport()
+
+    def estimate(self, view_set: ViewSetInput) -> EstimationResult:
+        start = time.perf_counter()
+        timings: dict[str, float] = {}
+        images = view_set.image_list()
+        num = len(images)
+        prior = None
+        if self.prior is not None:
+            prior = self.prior.estimate(view_set)
+            timings['prior'] = time.perf_counter() - start
+        K = self._intrinsics(view_set, prior, images)
+        report = FusionReport(matcher_error=self.matcher_error)
+        graph = ViewGraph(num_views=num)
+        if self.matcher is not None:
+            tick = time.perf_counter()
+            features = [self.matcher.extract(image) for image in images]
+            timings['features'] = time.perf_counter() - tick
+            pairs = select_pairs(self.matcher, features, self.config.max_pairs,
+                                 self.config.min_pairs_per_view)
+            sizes = [(image.shape[1], image.shape[0]) for image in images]
+            graph = verify_pairs(self.matcher, features, pairs, K, sizes, self.two_view)
+            timings['matching'] = graph.matching_s
+            timings['geometry'] = graph.geometry_s
+        report.pairs_attempted, report.pairs_verified = len(graph.attempted), len(graph.verified)
+        tick = time.perf_counter()
+        poses, sources, kept, report.prior_sample = self._fuse(num, prior, graph)
+        report.pairs_kept = len(kept)
+        timings['fusion'] = time.perf_counter() - tick
+        if self.config.bundle_adjustment and kept:
+            tick = time.perf_counter()
+            poses = self._bundle_adjust(poses, K, [graph.verified[pair] for pair in kept])
+            timings['bundle_adjustment'] = time.perf_counter() - tick
+        timings['total'] = time.perf_counter() - start
+        self.last_report = report
+        return self._result(poses, sources, prior, report.prior_sample, K,
+                            view_set.K is None, timings)
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _intrinsics(view_set: ViewSetInput, prior: Optional[EstimationResult],
+                    images: list) -> np.ndarray:
+        if view_set.K is not None:
+            return np.asarray(view_set.K, dtype=np.float64)
+        if prior is not None and prior.K is not None:
+            return prior.K
+        return np.stack([guess_intrinsics(im.shape[1], im.shape[0]) for im in images])
+
+    def _fuse(self, num: int, prior: Optional[EstimationResult], graph: ViewGraph):
+        """(N, 4, 4) ``reference_T_camera``, pose sources, kept edges, chosen prior sample."""
+        cfg = self.config
+        kept = consistent_edges(graph.verified, cfg.cycle_threshold_deg, self.two_view)
+        relative = {pair: graph.verified[pair].R for pair in kept}
+        confidence = {pair: graph.verified[pair].confidence(self.two_view) for pair in kept}
+        sample = self._best_sample(prior, relative, confidence)
+        if prior is not None:
+            start_poses = prior.samples_reference_T_camera[sample]
+        else:
+            start_poses = np.repeat(np.eye(4)[None], num, axis=0)
+        # World = view 0's optical frame; R[k] = cam_k_R_world.
+        start_R = np.swapaxes(start_poses[:, :3, :3], -1, -2)
+        start_C = start_poses[:, :3, 3]
+        for _ in range(2):
+            rotations = self._rotations(num, start_R, relative, confidence, prior is not None)
+            residuals = rotation_residuals_deg(rotations, kept,
+                                               np.array([relative[p] for p in kept]))
+            outliers = [p for p, r in zip(kept, residuals, strict=True)
+                        if r > cfg.outlier_threshold_deg]
+            if not outliers:
+                break
+            kept = [p for p in kept if p not in outliers]
+            relative = {p: relative[p] for p in kept}
+        linked = _linked_to_reference(num, kept)
+        anchor = start_C if prior is not None else self._chained_centres(num, rotations, kept,
+                                                                          graph)
+        centres = self._centres(rotations, kept, graph, confidence, anchor)
+        poses = invert_transforms(make_transforms(rotations, translations_from_centers(
+            rotations, centres)))
+        unplaced = POSE_SOURCE_PRIOR if prior is not None else POSE_SOURCE_FALLBACK
+        sources = tuple(POSE_SOURCE_REFERENCE if k == 0 else
+                        POSE_SOURCE_VERIFIED if k in linked else unplaced for k in range(num))
+        return poses, sources, kept, sample
+
+    @staticmethod
+    def _best_sample(prior: Optional[EstimationResult], relative: dict,
+                     confidence: dict) -> int:
+        """The prior sample whose relative rotations agree best with the verified ones."""
+        if prior is None:
+            return 0
+        samples = prior.samples_reference_T_camera
+        if not relative:
+            return 0
+        costs = []
+        for poses in samples:
+            R = np.swapaxes(poses[:, :3, :3], -1, -2)
+            cost = sum(confidence[(i, j)] * min(SAMPLE_SCORE_CAP_DEG, float(rotation_angle_deg(
+                R[j] @ R[i].T, relative[(i, j)]))) for i, j in relative)
+            costs.append(cost)
+        return int(np.argmin(costs))
+
+    def _rotations(self, num: int, start_R: np.ndarray, relative: dict, confidence: dict,
+                   with_prior: bool) -> np.ndarray:
+        rotations = np.array(start_R)
+        placed: set[int] = set()
+        for root in range(num):
+            if root in placed:
+                continue
+            tree = maximum_spanning_tree(num, confidence, root)
+            if root != 0 and not tree:
+                continue
+            rotations = chain_rotations(rotations, tree, relative)
+            placed.update([root] + [child for _, child in tree])
+        edges = list(relative)
+        measured = [relative[p] for p in edges]
+        weights = [confidence[p] for p in edges]
+        if with_prior:
+            for i in range(num):
+                for j in range(i + 1, num):
+                    edges.append((i, j))
+                    measured.append(start_R[j] @ start_R[i].T)
+                    weights.append(self.config.prior_weight)
+        return average_rotations(rotations, edges, np.array(measured).reshape(-1, 3, 3),
+                                 np.array(weights), fixed=0)
+
+    @staticmethod
+    def _chained_centres(num: int, rotations: np.ndarray, kept: list,
+                         graph: ViewGraph) -> np.ndarray:
+        """Unit-baseline centres along the verified tree (no prior: the anchor)."""
+        centres = np.zeros((num, 3))
+        weights = {pair: graph.verified[pair].num_inliers for pair in kept}
+        for parent, child in maximum_spanning_tree(num, weights, 0):
+            if (parent, child) in graph.verified:
+                t = graph.verified[(parent, child)].t
+                centres[child] = centres[parent] - rotations[child].T @ t
+            else:
+                t = graph.verified[(child, parent)].t
+                centres[child] = centres[parent] + rotations[parent].T @ t
+        return centres
+
+    def _centres(self, rotations: np.ndarray, kept: list, graph: ViewGraph, confidence: dict,
+                 anchor: np.ndarray) -> np.ndarray:
+        cfg = self.config
+        edges = list(kept)
+        for _ in range(2):
+            translations = np.array([graph.verified[p].t for p in edges]).reshape(-1, 3)
+            weights = np.array([confidence[p] for p in edges])
+            centres, lengths = solve_centres(rotations, edges, translations, weights, anchor,
+                                             cfg.anchor_weight, fixed=0)
+            errors = direction_errors_deg(rotations, centres, edges, translations)
+            bad = [p for p, length, error in zip(edges, lengths, errors, strict=True)
+                   if length <= 0 or error > cfg.direction_threshold_deg]
+            if not bad:
+                break
+            edges = [p for p in edges if p not in bad]
+        return centres
+
+    def _bundle_adjust(self, poses: np.ndarray, K: np.ndarray, pairs: list) -> np.ndarray:
+        world_T = invert_transforms(poses)
+        matches = [PairMatches(i=p.i, j=p.j, points_i=p.points_i, points_j=p.points_j)
+                   for p in pairs]
+        R, t, report = refine_poses(world_T[:, :3, :3], world_T[:, :3, 3], K, matches,
+                                    BundleConfig())
+        if not report.refined:
+            return poses
+        return invert_transforms(make_transforms(R, t))
+
+    def _result(self, poses: np.ndarray, sources: tuple, prior: Optional[EstimationResult],
+                sample: int, K: np.ndarray, intrinsics_estimated: bool,
+                timings: dict) -> EstimationResult:
+        num = poses.shape[0]
+        verified = np.array([s != POSE_SOURCE_PRIOR and s != POSE_SOURCE_FALLBACK
+                             for s in sources])
+        if prior is None:
+            samples = poses[None]
+            uncertainty = np.where(verified, VERIFIED_UNCERTAINTY_FLOOR_DEG, 180.0)
+        else:
+            prior_samples = prior.samples_reference_T_camera
+            start = prior_samples[sample]
+            # Prior cameras keep the prior's spread around their fused pose.
+            offsets = invert_transforms(start)[None] @ prior_samples
+            samples = np.where(verified[None, :, None, None], poses[None], poses[None] @ offsets)
+            prior_uncertainty = (prior.uncertainty if prior.uncertainty is not None
+                                 else np.full(num, 180.0))
+            uncertainty = np.where(verified, VERIFIED_UNCERTAINTY_FLOOR_DEG, prior_uncertainty)
+        uncertainty[0] = 0.0
+        return EstimationResult(
+            reference_T_camera=poses, samples_reference_T_camera=samples,
+            K=K, intrinsics_estimated=intrinsics_estimated, uncertainty=uncertainty,
+            timings_s=timings, pose_sources=sources)
+
+
+def _linked_to_reference(num: int, edges: list) -> set[int]:
+    linked, frontier = {0}, [0]
+    while frontier:
+        node = frontier.pop()
+        for i, j in edges:
+            for a, b in ((i, j), (j, i)):
+                if a == node and b not in linked:
+                    linked.add(b)
+                    frontier.append(b)
+    return linked
+
+
+def _config(options: EstimatorOptions, **overrides) -> FusedConfig:
+    known = {f.name for f in fields(FusedConfig)}
+    unknown = sorted(set(options.extra) - known)
+    if unknown:
+        raise EstimatorError(f'unknown options {unknown}; known: {sorted(known)}')
+    return replace(FusedConfig(**dict(options.extra)), **overrides)
+
+
+def make_fused(options: EstimatorOptions) -> FusedEstimator:
+    """Registry factory of ``fused`` (extra: :class:`FusedConfig` fields)."""
+    config = _config(options)
+    prior = None
+    if config.prior != PRIOR_NONE:
+        prior = create_estimator(config.prior, replace(options, refinement='none', extra={}))
+    return FusedEstimator(prior, config, device=options.device, seed=options.seed)
+
+
+def make_matches(options: EstimatorOptions) -> FusedEstimator:
+    """Registry factory of ``matches``: verified matches alone, no prior (extra:
+    :class:`FusedConfig` fields, e.g. ``matcher``)."""
+    config = _config(options, prior=PRIOR_NONE)
+    return FusedEstimator(None, config, device=options.device, seed=options.seed,
+                          name='matches')
+

@@ -1,0 +1,125 @@
+"""The verified view graph of a view set: which pairs to match, their two-view geometry, and
+cycle consistency.
+
+* :func:`select_pairs`: all pairs, or at most ``max_pairs`` ranked by a cheap overlap score
+  (mutual nearest-neighbour descriptors), each view keeping its ``min_pairs_per_view`` best.
+* :func:`verify_pairs`: learned (or SIFT) matches of each selected pair, then
+  :func:`~raydiff_ros.features.relative_pose.relative_pose`.
+* :func:`consistent_edges`: rotation cycles over triangles of verified pairs; in a triangle
+  whose composed rotation is off by more than ``cycle_threshold_deg``, the weakest edge that no
+  consistent triangle supports is rejected.
+"""
+
+from dataclasses import dataclass, field
+from itertools import combinations
+import time
+from typing import Optional, Sequence
+
+import numpy as np
+
+from raydiff_ros.features.local_features import FeatureMatcher, LocalFeatures
+from raydiff_ros.features.relative_pose import RelativePose, TwoViewConfig, relative_pose
+from raydiff_ros.geometry.transforms import rotation_angle_deg
+
+Edge = tuple[int, int]
+
+
+@dataclass
+class ViewGraph:
+    """Verified pairs of a view set and what it cost.
+
+    Attributes:
+        num_views: N.
+        attempted: pairs matched.
+        verified: accepted two-view geometries by pair (i, j), i < j.
+        rejected_by_cycles: verified pairs dropped by :func:`consistent_edges`.
+        matching_s, geometry_s: seconds spent matching and fitting two-view geometry.
+    """
+
+    num_views: int
+    attempted: list[Edge] = field(default_factory=list)
+    verified: dict[Edge, RelativePose] = field(default_factory=dict)
+    rejected_by_cycles: list[Edge] = field(default_factory=list)
+    matching_s: float = 0.0
+    geometry_s: float = 0.0
+
+
+def select_pairs(matcher: FeatureMatcher, features: Sequence[LocalFeatures], max_pairs: int,
+                 min_pairs_per_view: int) -> list[Edge]:
+    """Pairs (i, j), i < j, to match: all when ``max_pairs`` is 0 or not below their number;
+    else each view's ``min_pairs_per_view`` most similar partners, then the most similar pairs
+    overall up to ``max_pairs`` (more when the per-view minimum needs it)."""
+    num = len(features)
+    every = list(combinations(range(num), 2))
+    if max_pairs <= 0 or max_pairs >= len(every):
+        return every
+    score = {(i, j): matcher.similarity(features[i], features[j]) for i, j in every}
+    ranked = sorted(every, key=lambda pair: -score[pair])
+    chosen: set[Edge] = set()
+    for view in range(num):
+        mine = [pair for pair in ranked if view in pair]
+        chosen.update(mine[:min_pairs_per_view])
+    for pair in ranked:
+        if len(chosen) >= max_pairs:
+            break
+        chosen.add(pair)
+    return sorted(chosen)
+
+
+def verify_pairs(matcher: FeatureMatcher, features: Sequence[LocalFeatures],
+                 pairs: Sequence[Edge], K: np.ndarray, sizes: Sequence[tuple[int, int]],
+                 two_view: TwoViewConfig) -> ViewGraph:
+    """Match each pair and keep those whose two-view geometry is verified.
+
+    Args:
+        matcher: the feature matcher the features came from.
+        features: N extracted images.
+        pairs: (i, j), i < j, to try.
+        K: (N, 3, 3) intrinsics in pixels.
+        sizes: N (width, height).
+        two_view: RANSAC threshold and acceptance.
+    """
+    graph = ViewGraph(num_views=len(features), attempted=list(pairs))
+    for i, j in pairs:
+        start = time.perf_counter()
+        index = matcher.match(features[i], features[j])
+        middle = time.perf_counter()
+        pose = relative_pose(i, j, features[i].keypoints[index[:, 0]],
+                             features[j].keypoints[index[:, 1]], K[i], K[j], sizes[i],
+                             sizes[j], two_view)
+        graph.matching_s += middle - start
+        graph.geometry_s += time.perf_counter() - middle
+        if pose is not None:
+            graph.verified[(i, j)] = pose
+    return graph
+
+
+def _cycle_error_deg(graph: dict[Edge, RelativePose], a: int, b: int, c: int) -> float:
+    """Angle of ``R_ca R_bc R_ab`` (a < b < c), 0 for a consistent triangle."""
+    R_ab, R_bc, R_ac = graph[(a, b)].R, graph[(b, c)].R, graph[(a, c)].R
+    return float(rotation_angle_deg(R_bc @ R_ab, R_ac))
+
+
+def consistent_edges(verified: dict[Edge, RelativePose], cycle_threshold_deg: float,
+                     two_view: Optional[TwoViewConfig] = None) -> list[Edge]:
+    """Verified pairs that no rotation cycle contradicts (see the module docstring)."""
+    two_view = two_view or TwoViewConfig()
+    edges = set(verified)
+    nodes = sorted({k for pair in edges for k in pair})
+    supported: set[Edge] = set()
+    bad_triangles = []
+    for a, b, c in combinations(nodes, 3):
+        triangle = [(a, b), (b, c), (a, c)]
+        if not all(pair in edges for pair in triangle):
+            continue
+        if _cycle_error_deg(verified, a, b, c) <= cycle_threshold_deg:
+            supported.update(triangle)
+        else:
+            bad_triangles.append(triangle)
+    rejected = set()
+    for triangle in bad_triangles:
+        if any(pair in rejected for pair in triangle):
+            continue
+        suspects = [pair for pair in triangle if pair not in supported] or triangle
+        rejected.add(min(suspects, key=lambda pair: verified[pair].confidence(two_view)))
+    return sorted(edges - rejected)
