@@ -8,7 +8,8 @@ estimator returned its ``EstimationResult`` for ``view_set.estimation_input()``:
 2. the scale: for relocalization sets the map alignment (``relocalization.relocalize``,
    metric), otherwise ``scale.fix_scale`` (``none`` or ``known_baseline``);
 3. mean pose and covariance of every camera w.r.t. the reference (``uncertainty``), with the
-   unknown-scale inflation when the scale is not metric.
+   unknown-scale inflation when the scale is not metric; each camera keeps the estimator's
+   pose source (what fixed its pose).
 
 The result mirrors ``msg/ViewSetEstimate.msg`` / ``CameraEstimate.msg`` field by field (plus the
 relocalization result, and the scaled samples for ``pose_graph.build_pose_graph``).
@@ -48,6 +49,10 @@ class CameraEstimate:
         covariance: (6, 6) ROS order, in the reference frame.
         intrinsics: (fx, fy, cx, cy) in pixels of the incoming (full-size) image, or None.
         intrinsics_estimated: True when the intrinsics came from the model, not CameraInfo.
+        pose_source: what fixed this camera's pose, the estimator's
+            ``EstimationResult.pose_sources`` entry: ``'reference'`` for view 0,
+            ``'verified_matches'`` when geometrically verified feature matches fixed it,
+            ``'prior'`` when only the learned prior did, or the estimator's own name.
     """
 
     camera_index: int
@@ -57,6 +62,7 @@ class CameraEstimate:
     covariance: np.ndarray
     intrinsics: Optional[tuple[float, float, float, float]]
     intrinsics_estimated: bool
+    pose_source: str
 
 
 @dataclass(frozen=True, eq=False)
@@ -166,6 +172,7 @@ def summarize_estimate(
                 covariance=covariances[i],
                 intrinsics=intrinsics,
                 intrinsics_estimated=estimated,
+                pose_source=result.pose_sources[i],
             )
         )
     return ViewSetEstimate(

@@ -223,6 +223,7 @@ class EstimatorNode(LifecycleNode):
             )
             self._diagnostics.published['seeds'] += 1
         self._diagnostics.published['view_sets'] += 1
+        self._diagnostics.note_estimate(estimate)
 
     def _publish_diagnostics(self) -> None:
         self._diagnostics.publish(

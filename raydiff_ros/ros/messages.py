@@ -63,6 +63,7 @@ def view_set_estimate_msg(estimate: ViewSetEstimate, view_set: ViewSet, frames: 
         if camera.intrinsics is not None:
             item.intrinsics = [float(v) for v in camera.intrinsics]
         item.intrinsics_estimated = bool(camera.intrinsics_estimated)
+        item.pose_source = str(camera.pose_source)
         message.cameras.append(item)
     return message
 

@@ -5,18 +5,23 @@ Status ``<node name>: pipeline`` (hardware id ``raydiff_ros``), level:
 * ERROR while the estimator could not be loaded (the load error is the message);
 * WARN when input or inference problems were counted since the previous message (the last
   problem is the message), or when a camera sends images but no camera_info;
-* OK otherwise.
+* OK otherwise. What fixed the cameras' poses never changes the level: a camera placed by the
+  learned prior alone (pose source ``prior``) is an estimate, not a problem.
 
 Values: estimator, mode, published counts, input counters, the scheduler's ``sets_*``
 counters, each camera's keyframe counters (``camera_<i>_*``), ``input_errors_<kind>_<i>``, the
-rig calibration's state and the inference device when known.
+number of cameras of the newest published estimate per pose source (``cameras_<source>``, e.g.
+``cameras_reference: 1``, ``cameras_verified_matches: 2``, ``cameras_prior: 1``), the rig
+calibration's state and the inference device when known.
 """
 
+from collections import Counter
 from typing import Any, Mapping, Optional, Protocol
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 
+from raydiff_ros.pipeline.estimates import ViewSetEstimate
 from raydiff_ros.pipeline.keyframes import KeyframeBuffer
 from raydiff_ros.pipeline.scheduler import InferenceScheduler
 from raydiff_ros.ros.parameters import parameter_reader
@@ -64,6 +69,8 @@ class NodeDiagnostics:
     Attributes:
         last_error: the newest input or inference problem (at most ``MAX_ERROR_TEXT`` chars).
         published: messages published so far: ``view_sets`` and ``seeds``.
+        pose_sources: cameras of the newest published estimate per pose source (what fixed
+            their poses), in the order the sources first appear; empty before any estimate.
     """
 
     def __init__(self, node: Node) -> None:
@@ -71,6 +78,7 @@ class NodeDiagnostics:
         self._publisher = None
         self.last_error = ''
         self.published = {'view_sets': 0, 'seeds': 0}
+        self.pose_sources: dict[str, int] = {}
         self._errors_reported: dict[str, int] = {}
         self._failed_reported = 0
 
@@ -78,6 +86,11 @@ class NodeDiagnostics:
         """Keep ``text`` (shortened) as the last problem and return it, for the caller to log."""
         self.last_error = text[:MAX_ERROR_TEXT]
         return self.last_error
+
+    def note_estimate(self, estimate: ViewSetEstimate) -> None:
+        """Count the cameras of a published estimate per pose source (replaces the counts of
+        the previous one; called on the scheduler's worker thread)."""
+        self.pose_sources = dict(Counter(camera.pose_source for camera in estimate.cameras))
 
     def create_publisher(self) -> None:
         self._publisher = self._node.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
@@ -120,6 +133,7 @@ class NodeDiagnostics:
                     values[f'camera_{index}_{field}'] = getattr(counters, field)
                 values[f'camera_{index}_has_camera_info'] = index in inputs.intrinsics
         values.update({f'input_errors_{key}': count for key, count in inputs.errors.items()})
+        values.update({f'cameras_{source}': count for source, count in self.pose_sources.items()})
         failed = values.get('sets_failed', 0) + values.get('sets_rejected_nonfinite', 0)
         missing_info = buffer is not None and any(
             buffer.counters(i).received and i not in inputs.intrinsics for i in range(num_cameras)

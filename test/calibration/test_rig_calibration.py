@@ -127,8 +127,9 @@ def test_add_estimate_takes_a_rig_view_set_estimate(synthetic_rig):
                 camera_index=int(index), stamp_ns=0, frame_id=f'cam{index}',
                 reference_T_camera=pose, covariance=np.eye(6) * 1e-4, intrinsics=None,
                 intrinsics_estimated=False,
+                pose_source='reference' if k == 0 else 'verified_matches',
             )
-            for index, pose in zip(indices, poses, strict=True)
+            for k, (index, pose) in enumerate(zip(indices, poses, strict=True))
         )
         return ViewSetEstimate(
             mode=mode, scale_source=ScaleSource.KNOWN_BASELINE, cameras=camera_estimates,

@@ -85,13 +85,13 @@ def test_duplicate_node_identities_and_bad_shapes_are_refused(poses, rng):
 # summarize_estimate
 
 
-def _samples_of(world_T_cameras, scale, K=None):
+def _samples_of(world_T_cameras, scale, K=None, pose_sources=()):
     """One sample of the cameras in another world frame at ``scale`` units per metre (K, when
-    given, estimated by the estimator)."""
+    given, estimated by the estimator; pose_sources, when given, what fixed each pose)."""
     cameras_T_world = invert_transforms(world_T_cameras)
     return EstimationResult.from_world_to_camera(
         cameras_T_world[:, :3, :3], scale * cameras_T_world[:, :3, 3], K=K,
-        intrinsics_estimated=K is not None)
+        intrinsics_estimated=K is not None, pose_sources=pose_sources)
 
 
 def _view_set(mode, num, K=None, map_T_cameras=()):
@@ -111,8 +111,11 @@ def test_rig_estimate_with_a_known_baseline_is_metric(poses, rng):
     baseline = float(np.linalg.norm(world_T_cameras[0, :3, 3] - world_T_cameras[2, :3, 3]))
     scale = ScaleConfig(scale_source='known_baseline', baseline_camera_a=0, baseline_camera_b=2,
                         baseline_m=baseline)
-    estimate = summarize_estimate(view_set, _samples_of(world_T_cameras, 0.3), scale)
+    sources = ('reference', 'verified_matches', 'prior')
+    estimate = summarize_estimate(view_set, _samples_of(world_T_cameras, 0.3,
+                                                        pose_sources=sources), scale)
     assert estimate.scale_source is ScaleSource.KNOWN_BASELINE and estimate.metric
+    assert tuple(c.pose_source for c in estimate.cameras) == sources
     expected = invert_transforms(world_T_cameras[0]) @ world_T_cameras
     np.testing.assert_allclose(estimate.reference_T_cameras, expected, atol=1e-9)
     camera = estimate.cameras[1]
@@ -131,6 +134,8 @@ def test_temporal_estimate_without_scale_uses_model_intrinsics(poses, rng):
         _view_set(ViewSetMode.TEMPORAL, 2), _samples_of(world_T_cameras, 2.0, K_model)
     )
     assert estimate.scale_source is ScaleSource.NONE and not estimate.metric
+    # An estimator that names no pose sources: the contract's defaults reach every camera.
+    assert [c.pose_source for c in estimate.cameras] == ['reference', 'unspecified']
     assert np.linalg.norm(estimate.cameras[1].reference_T_camera[:3, 3]) == pytest.approx(1.0)
     assert estimate.cameras[1].intrinsics_estimated
     assert estimate.cameras[1].intrinsics[0] == pytest.approx(400.0)
@@ -147,8 +152,11 @@ def test_relocalization_estimate_is_aligned_to_the_map(poses):
                      for c in ([2, 0, 1], [0, 2, 1.2], [-2, 0, 0.8], [0, -2, 1.1])]
     view_set = _view_set(ViewSetMode.RELOCALIZATION, 4,
                          map_T_cameras=(None,) + tuple(map_T_cameras[1:]))
-    estimate = summarize_estimate(view_set, _samples_of(np.stack(map_T_cameras), 0.25))
+    sources = ('reference', 'prior', 'verified_matches', 'fallback')
+    estimate = summarize_estimate(view_set, _samples_of(np.stack(map_T_cameras), 0.25,
+                                                        pose_sources=sources))
     assert estimate.scale_source is ScaleSource.MAP_ALIGNMENT and estimate.metric
+    assert tuple(c.pose_source for c in estimate.cameras) == sources
     np.testing.assert_allclose(estimate.relocalization.map_T_query, map_T_cameras[0], atol=1e-9)
     expected = invert_transforms(map_T_cameras[0]) @ np.stack(map_T_cameras)
     np.testing.assert_allclose(estimate.reference_T_cameras, expected, atol=1e-9)

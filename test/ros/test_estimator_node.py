@@ -111,6 +111,11 @@ def test_rig_calibration_publishes_metric_tf_static_and_pose_graph(run_node):
     estimate = probe.received['estimate'][-1]
     assert estimate.scale_source == estimate.SCALE_KNOWN_BASELINE and estimate.num_samples == 4
     assert list(estimate.cameras[1].intrinsics) == pytest.approx(TRUE_INTRINSICS)
+    # What fixed each pose, from the estimator's pose_sources to the message and diagnostics.
+    assert [camera.pose_source for camera in estimate.cameras] == ['reference', 'oracle', 'oracle']
+    assert probe.wait_for(lambda: probe.diagnostics_values().get('cameras_oracle') == '2', 5), \
+        probe.diagnostics_values()
+    assert probe.diagnostics_values()['cameras_reference'] == '1'
 
 
 @pytest.mark.slow  # 4.7 to 6 s on 2 cores

@@ -1,7 +1,8 @@
 """The node's input handling in-process: decoding, buffering, map poses, bad input, requests.
 
 The callbacks of ``CameraInputs`` are called directly on a configured node (a test-double
-estimator), so transports and services the DDS tests do not cover are checked quickly.
+estimator), so transports and services the DDS tests do not cover are checked quickly; likewise
+the diagnostics of published estimates.
 """
 
 import cv2
@@ -10,8 +11,14 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy', reason='rclpy is not installed (run: make test)')
 
+from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
 from geometry_msgs.msg import PoseStamped  # noqa: E402
-from node_scenarios import image_for, intrinsics, true_world_T_camera  # noqa: E402
+from node_scenarios import (  # noqa: E402
+    estimate_with_sources,
+    image_for,
+    intrinsics,
+    true_world_T_camera,
+)
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.time import Time  # noqa: E402
@@ -105,6 +112,31 @@ def test_bad_inputs_are_counted_per_kind_and_camera_and_noted(node):
     values = {kv.key: kv.value for kv in status.status[0].values}
     assert values['input_errors_image_1'] == '2' and values['input_errors_map_pose_0'] == '1'
     assert status.status[0].message == node._diagnostics.last_error
+
+
+def test_diagnostics_count_the_newest_estimates_cameras_per_pose_source(node):
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+
+    def publish_and_diagnose(sources):
+        view_set, estimate = estimate_with_sources(sources)
+        node._publish_result(view_set, estimate, 0.1)
+        array = node._diagnostics.publish(node._inputs, node._estimator, node._scheduler,
+                                          node._calibration, '')
+        status, = array.status
+        return status, {kv.key: kv.value for kv in status.values}
+
+    status, values = publish_and_diagnose(
+        ('reference', 'verified_matches', 'prior', 'verified_matches'))
+    assert values['view_sets_published'] == '1'
+    assert values['cameras_reference'] == '1'
+    assert values['cameras_verified_matches'] == '2' and values['cameras_prior'] == '1'
+    # A camera fixed by the learned prior alone is an estimate, not a problem.
+    assert status.level == DiagnosticStatus.OK, status.message
+
+    status, values = publish_and_diagnose(('reference', 'prior', 'prior'))
+    assert values['view_sets_published'] == '2'
+    assert values['cameras_prior'] == '2' and 'cameras_verified_matches' not in values
+    assert status.level == DiagnosticStatus.OK, status.message
 
 
 def test_relocalization_is_due_once_asked_and_the_newest_keyframe_has_no_map_pose(node):

@@ -90,8 +90,42 @@ class OracleEstimator:
         if K is None:  # like the model: estimate intrinsics (the true ones, at the image size)
             scale = images[0].shape[1] / IMAGE_WIDTH
             estimated_K = np.stack([np.diag([scale, scale, 1.0]) @ intrinsics()] * len(ids))
+        sources = ('reference',) + (self.name,) * (len(ids) - 1)  # as built-in estimators do
         return EstimationResult.from_world_to_camera(R, t, K=estimated_K,
-                                                     intrinsics_estimated=K is None)
+                                                     intrinsics_estimated=K is None,
+                                                     pose_sources=sources)
+
+
+STORED_K = np.array([[50.0, 0.0, 31.5], [0.0, 50.0, 23.5], [0.0, 0.0, 1.0]])
+"""Intrinsics of the 64 x 48 stored images of ``estimate_with_sources`` (640 x 480 incoming)."""
+
+
+def rig_poses(num: int) -> np.ndarray:
+    """(num, 4, 4) reference_T_camera: view 1 at unit distance (scale source none keeps it),
+    the others turned and moved."""
+    poses = np.tile(np.eye(4), (num, 1, 1))
+    for k in range(1, num):
+        poses[k, :3, :3] = Rotation.from_rotvec([0.0, 0.2 * (k - 1), 0.05 * k]).as_matrix()
+        poses[k, :3, 3] = [1.0, 0.0, 0.0] if k == 1 else [0.5, 0.2 * k, 0.3]
+    return poses
+
+
+def estimate_with_sources(sources):
+    """A rig view set of ``len(sources)`` cameras and its summarized estimate, whose cameras'
+    poses were fixed by ``sources`` (``EstimationResult.pose_sources``; () for the default)."""
+    from raydiff_ros.pipeline.estimates import summarize_estimate
+    from raydiff_ros.pipeline.view_sets import ViewSet, ViewSetMode
+
+    num = len(sources) or 3
+    view_set = ViewSet(
+        mode=ViewSetMode.RIG, images=tuple(np.zeros((48, 64, 3), np.uint8) for _ in range(num)),
+        K=(STORED_K,) * num, stamps_ns=tuple(range(10, 10 + num)),
+        camera_indices=tuple(range(num)),
+        frame_ids=tuple(f'cam{i}_optical_frame' for i in range(num)),
+        keyframe_ids=tuple(range(num)), map_T_cameras=(), source_sizes=((640, 480),) * num,
+    )
+    result = EstimationResult(rig_poses(num), pose_sources=tuple(sources))
+    return view_set, summarize_estimate(view_set, result)
 
 
 def make_oracle(options: EstimatorOptions) -> OracleEstimator:
