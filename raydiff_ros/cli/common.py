@@ -11,6 +11,7 @@ import sys
 from typing import Callable, Optional, Sequence, Union
 
 from tqdm import tqdm
+import yaml
 
 from raydiff_ros.estimation import EstimatorError, available_estimators, estimator_entry
 
@@ -60,6 +61,28 @@ def estimator_help(include_ground_truth: bool = True) -> str:
     described = [f'{name}: {estimator_entry(name).description}'
                  if estimator_entry(name).description else name for name in names]
     return '; '.join(described) + '; or python:<module>:<factory>'
+
+
+def estimator_option(text: str) -> tuple[str, object]:
+    """An argparse ``type`` for ``--option KEY=VALUE`` (an entry of ``EstimatorOptions.extra``;
+    the value is read as YAML, so ``8``, ``0.5``, ``false`` and ``aliked`` keep their types)."""
+    key, separator, value = text.partition('=')
+    if not separator or not key.strip():
+        raise argparse.ArgumentTypeError(f'expected KEY=VALUE, got {text!r}')
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ''
+    except yaml.YAMLError as error:
+        raise argparse.ArgumentTypeError(f'cannot read the value of {text!r}: {error}') from error
+    return key.strip(), parsed
+
+
+def add_option_argument(parser: argparse.ArgumentParser) -> None:
+    """``--option KEY=VALUE`` (repeatable): options of the chosen estimator by name."""
+    parser.add_argument(
+        '--option', dest='options', action='append', type=estimator_option, default=[],
+        metavar='KEY=VALUE',
+        help='an option of the estimator (repeatable), e.g. matcher=aliked or max_pairs=12 for '
+        'fused and matches; an estimator refuses names it does not know')
 
 
 def report_error(program: str, message: object, exit_code: int) -> int:

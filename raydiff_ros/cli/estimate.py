@@ -26,12 +26,14 @@ from raydiff_ros.cli.common import (
     EXIT_FAILURE,
     EXIT_OK,
     EXIT_USAGE,
+    add_option_argument,
     estimator_help,
     estimator_name,
     parse_arguments,
     report_error,
 )
 from raydiff_ros.estimation import (
+    DEFAULT_ESTIMATOR,
     REFINEMENTS,
     EstimationError,
     EstimationResult,
@@ -118,10 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--intrinsics', type=Path, metavar='FILE',
                         help='YAML/JSON with K for all images, per image, or a ROS camera_info '
                              'YAML; without it the intrinsics are estimated')
-    parser.add_argument('--estimator', default='ray_diffusion', metavar='NAME',
+    parser.add_argument('--estimator', default=DEFAULT_ESTIMATOR, metavar='NAME',
                         type=estimator_name(include_ground_truth=False),
                         help=estimator_help(include_ground_truth=False)
-                        + ' (default ray_diffusion)')
+                        + f' (default {DEFAULT_ESTIMATOR})')
+    add_option_argument(parser)
     parser.add_argument('--refinement', default='none', choices=tuple(REFINEMENTS),
                         help='refinement after the estimator (guided: ray_diffusion only)')
     parser.add_argument('--model', type=Path, metavar='DIR',
@@ -150,7 +153,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                                                  [tuple(s) for s in sizes])
         estimator = create_estimator(args.estimator, EstimatorOptions(
             seed=args.seed, model_dir=args.model, device=args.device, dtype=args.dtype,
-            num_samples=args.samples, refinement=args.refinement, warmup=False))
+            num_samples=args.samples, refinement=args.refinement, warmup=False,
+            extra=dict(args.options)))
         result = estimator.estimate(ViewSetInput(images, K))
     except (EstimationError, IntrinsicsFileError, EstimatorError, ValueError) as error:
         code = EXIT_FAILURE if isinstance(error, EstimationError) else EXIT_USAGE

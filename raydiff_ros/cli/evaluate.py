@@ -23,6 +23,7 @@ from typing import Optional, Sequence
 from raydiff_ros.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
+    add_option_argument,
     estimator_help,
     estimator_name,
     parse_arguments,
@@ -145,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         '--seed', type=int, default=DEFAULT_SEED,
         help='seed of view-set sampling and of random estimators',
     )
+    add_option_argument(parser)
     parser.add_argument('--output', type=Path, required=True, metavar='DIR')
     parser.add_argument('--model', type=Path, metavar='DIR',
                         help='ray_diffusion / ray_regression: model folder (default: the '
@@ -192,7 +194,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         )
         estimator = create_estimator(args.estimator, EstimatorOptions(
             seed=args.seed, model_dir=args.model, device=args.device, num_samples=args.samples,
-            refinement=args.refine))
+            refinement=args.refine, extra=dict(args.options)))
         result = run_evaluation(source, estimator, config, refinement=args.refine,
                                 progress=progress_bar)
         paths = write_results(result, args.output, plot=args.plot)

@@ -9,8 +9,8 @@
    ``demo_output/summary.json`` (per camera pair: rotation error and translation-direction
    error in degrees) and ``demo_output/cameras.png`` (true and estimated camera frustums).
 
-Estimator: ``--estimator auto`` uses the shipped ray-diffusion model when one is installed,
-else the classical SIFT + essential-matrix baseline, and says which.
+Estimator: ``fused`` by default (the ray prior fused with verified learned matches); the
+report says, per camera, which evidence fixed its pose (``verified_matches`` or ``prior``).
 """
 
 import argparse
@@ -33,7 +33,7 @@ from tf2_msgs.msg import TFMessage
 import yaml
 
 from raydiff_ros.demos.bag_tools import replay, write_bag
-from raydiff_ros.estimation import REFINEMENTS, available_estimators
+from raydiff_ros.estimation import DEFAULT_ESTIMATOR, REFINEMENTS, available_estimators
 from raydiff_ros.msg import ViewSetEstimate
 from raydiff_ros.ros.conversions import pose_to_matrix, transform_stamped, transform_to_matrix
 from raydiff_ros.ros.qos import ESTIMATE_QOS, TF_STATIC_QOS
@@ -60,10 +60,8 @@ START_TIMEOUT_S = 60.0
 DEFAULT_TIMEOUT_S = 300.0
 FRUSTUM_DEPTH_M = 0.3
 MIN_TRANSLATION_NORM = 1e-12
-#: Estimators that need full-resolution keyframes (the model itself needs 224 px crops).
-STORED_SIDE = ('classical_sift',)
 #: Estimators without a diffusion sampler: ``--refinement guided`` is refused for them.
-GUIDANCE_INCAPABLE = ('classical_sift',)
+GUIDANCE_INCAPABLE = ('classical_sift', 'fused', 'matches')
 EXIT_NO_GUIDANCE = 2
 
 
@@ -132,22 +130,6 @@ SHIPPED_MODEL_NOTE = (
     'pass a better model with --model')
 
 
-def choose_estimator(name: str) -> str:
-    if name != 'auto':
-        return name
-    try:
-        from raydiff_ros.model.default_models import resolve_model_dir
-        resolve_model_dir(None)
-        return 'ray_diffusion'
-    except FileNotFoundError:
-        if 'classical_sift' in available_estimators():
-            print('demo: no trained ray-diffusion model is installed yet: using the classical '
-                  'SIFT + essential-matrix baseline estimator', flush=True)
-            return 'classical_sift'
-        raise RuntimeError('no default model and no classical baseline: pass --estimator') \
-            from None
-
-
 def start_node(estimator: str, baseline_m: float, folder: Path, model_dir: str,
                refinement: str = 'none') -> subprocess.Popen:
     params = {'num_cameras': NUM_CAMERAS, 'mode': 'rig', 'estimator': estimator,
@@ -157,8 +139,6 @@ def start_node(estimator: str, baseline_m: float, folder: Path, model_dir: str,
               'keyframe_min_interval_s': 1.0, 'sync_slop_s': 0.02,
               # 640x480 images exceed DDS best-effort fragment limits: replay reliably.
               'image_qos': 'reliable'}
-    if estimator in STORED_SIDE or refinement != 'none':  # SIFT wants the full images
-        params['stored_image_max_side'] = WIDTH
     params_file = folder / 'demo_params.yaml'
     params_file.write_text(yaml.safe_dump({f'/{NODE_NAME}': {'ros__parameters': params}}))
     remaps = []
@@ -228,8 +208,9 @@ def plot(truth: dict, estimate: dict, path: Path, title: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--estimator', default='auto',
-                        help='auto, ray_diffusion, classical_sift or python:<module>:<factory>')
+    parser.add_argument('--estimator', default=DEFAULT_ESTIMATOR,
+                        help=f'a registry name ({", ".join(available_estimators(False))}) or '
+                        f'python:<module>:<factory> (default {DEFAULT_ESTIMATOR})')
     parser.add_argument('--model', default='', help='model folder for ray_diffusion')
     parser.add_argument('--refinement', default='none', choices=tuple(REFINEMENTS),
                         help='geometric refinement after the estimator: guided (Sampson '
@@ -237,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--output', type=Path, default=DEMO_DIR)
     parser.add_argument('--timeout', type=float, default=DEFAULT_TIMEOUT_S)
     args = parser.parse_args(argv)
-    estimator = choose_estimator(args.estimator)
+    estimator = args.estimator
     if args.refinement == 'guided' and estimator in GUIDANCE_INCAPABLE:
         print(f'demo: error: --refinement guided needs a ray-diffusion model; the estimator is '
               f'{estimator} (no diffusion sampler): use --refinement bundle', file=sys.stderr)
@@ -280,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
                   f'({len(received["estimate"])} of earlier sets)', file=sys.stderr)
             return 1
         estimate = {c.camera_index: pose_to_matrix(c.pose) for c in message.cameras}
+        sources = {c.camera_index: c.pose_source for c in message.cameras}
         rows = compare(truth, estimate)
     finally:
         node.destroy_node()
@@ -300,7 +282,13 @@ def main(argv: list[str] | None = None) -> int:
         direction = 'n/a' if direction is None else f'{direction:.2f}'
         print(f'{pair:>6} {row["rotation_error_deg"]:14.2f} {direction:>14}   {true_t}   '
               f'{est_t}')
+    errors = [row['rotation_error_deg'] for row in rows]
+    print(f'median rotation error {np.median(errors):.2f} deg over {len(rows)} pairs')
+    print('what fixed each camera: ' + ', '.join(
+        f'cam{k} {sources[k]}' for k in sorted(sources)))
     summary = {'estimator': estimator, 'refinement': args.refinement,
+               'median_rotation_error_deg': float(np.median(errors)),
+               'pose_sources': {f'cam{k}': sources[k] for k in sorted(sources)},
                'inference_time_s': message.inference_time_s,
                'scale_source': 'known_baseline cam0-cam1', 'pairs': rows,
                'tf_static_messages_received': len(received['tf'])}

@@ -22,6 +22,7 @@ from raydiff_ros.estimation.contract import (
 )
 from raydiff_ros.estimation.registry import (
     BUILTIN_ESTIMATORS,
+    DEFAULT_ESTIMATOR,
     REFINEMENTS,
     EstimatorOptions,
     RefinementError,
@@ -34,6 +35,7 @@ from raydiff_ros.estimation.registry import (
 
 __all__ = [
     'BUILTIN_ESTIMATORS',
+    'DEFAULT_ESTIMATOR',
     'EstimationError',
     'EstimationResult',
     'EstimatorError',

@@ -23,6 +23,8 @@ from typing import Any, Callable, Mapping, Optional, Union
 from raydiff_ros.estimation.contract import EstimatorError, PoseEstimator
 
 PLUGIN_PREFIX = 'python:'
+DEFAULT_ESTIMATOR = 'fused'
+"""The estimator of the node, ``make demo`` and ``raydiff-estimate`` unless told otherwise."""
 REFINEMENT_NONE = 'none'
 
 

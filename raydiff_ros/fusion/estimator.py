@@ -102,7 +102,7 @@ class FusedConfig:
     matcher: str = 'xfeat'
     max_keypoints: int = 1024
     max_image_side: int = 640
-    max_pairs: int = 0
+    max_pairs: int = 16
     min_pairs_per_view: int = 2
     min_inliers: int = 40
     min_inlier_ratio: float = 0.3

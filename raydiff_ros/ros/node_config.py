@@ -9,7 +9,7 @@ Frames: every published transform is ``target_T_source`` between optical frames.
 
 from dataclasses import dataclass
 
-from raydiff_ros.estimation import REFINEMENTS
+from raydiff_ros.estimation import DEFAULT_ESTIMATOR, REFINEMENTS
 from raydiff_ros.parameter_fields import check_fields, parameter
 
 #: Most cameras one node reads (camera indices 0 to MAX_CAMERAS - 1).
@@ -51,9 +51,9 @@ class NodeConfig:
         choices=('rig', 'temporal'),
     )
     estimator: str = parameter(
-        'ray_diffusion',
-        'a name of the estimator registry (raydiff_ros.estimation: ray_diffusion, '
-        'ray_regression, classical_sift, random) or python:<module>:<factory>',
+        DEFAULT_ESTIMATOR,
+        'a name of the estimator registry (raydiff_ros.estimation: fused, ray_diffusion, '
+        'ray_regression, matches, classical_sift, random) or python:<module>:<factory>',
         read_only=True,
     )
     model_dir: str = parameter(
