@@ -3,14 +3,14 @@
 # (verified matches chained and averaged, no prior), and fused with XFeat (the default) and with
 # ALIKED, on both real scenes of ../shared/data with known intrinsics, 20 view sets per N, seed 0.
 #
-#   tools/evaluate_fused.sh OUT_DIR [NUM_VIEWS]        (NUM_VIEWS default 2,4,8)
+#   tools/evaluate_fused.sh OUT_DIR [NUM_VIEWS]        (NUM_VIEWS default 2..8)
 #
 # Each run writes OUT_DIR/<scene>/<name>/results.{json,md}; the summary table is printed at the
-# end (tools/fused_table.py). On the 2-core CPU the whole run takes about 40 minutes.
+# end (tools/fused_table.py). On the 2-core CPU the whole run takes about 90 minutes.
 set -euo pipefail
 
 OUT=${1:?usage: tools/evaluate_fused.sh OUT_DIR [NUM_VIEWS]}
-NUM_VIEWS=${2:-2,4,8}
+NUM_VIEWS=${2:-2..8}
 BIN=${BIN:-.venv/bin}
 SHARED=${RAYDIFF_SHARED_DIR:-../shared}
 SETS=${SETS:-20}
@@ -27,9 +27,9 @@ run() {  # run NAME ESTIMATOR [raydiff-eval options...]
 
 mkdir -p "$OUT/temple_ring" "$OUT/nerf_lego"
 run prior ray_diffusion --samples 4
-run matches_sift matches --option matcher=sift
 run matches_xfeat matches --option matcher=xfeat
 run fused_xfeat fused --samples 4
+run matches_sift matches --option matcher=sift
 run matches_aliked matches --option matcher=aliked
 run fused_aliked fused --samples 4 --option matcher=aliked
 "$BIN/python" tools/fused_table.py "$OUT"
