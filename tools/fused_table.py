@@ -11,8 +11,7 @@ import sys
 
 import numpy as np
 
-ORDER = ('prior', 'matches_sift', 'matches_xfeat', 'fused_xfeat', 'matches_aliked',
-         'fused_aliked')
+ORDER = ('prior', 'matches_sift', 'matches_xfeat', 'matches_aliked', 'fused')
 
 
 def rows(out: Path) -> list[str]:

@@ -17,6 +17,9 @@ import numpy as np
 
 from raydiff_ros.estimation.contract import EstimatorError
 
+MIN_POINTS = 5
+"""Fewest correspondences of a relative-pose fit (the 5-point solver's sample)."""
+
 
 @dataclass(frozen=True)
 class TwoViewConfig:
@@ -74,6 +77,11 @@ class RelativePose:
     def inlier_ratio(self) -> float:
         return self.num_inliers / max(self.num_matches, 1)
 
+    def accepted(self, config: TwoViewConfig) -> bool:
+        """Enough inliers, and a large enough share of the matches."""
+        return (self.num_inliers >= config.min_inliers
+                and self.num_inliers >= config.min_inlier_ratio * self.num_matches)
+
     def confidence(self, config: TwoViewConfig) -> float:
         """In [0, 1): inlier ratio times ``1 - exp(-inliers / inlier_scale)``."""
         return self.inlier_ratio * (1.0 - np.exp(-self.num_inliers / config.inlier_scale))
@@ -88,14 +96,26 @@ def relative_pose(i: int, j: int, points_i: np.ndarray, points_j: np.ndarray,
                   K_i: np.ndarray, K_j: np.ndarray, size_i: tuple[int, int],
                   size_j: tuple[int, int],
                   config: Optional[TwoViewConfig] = None) -> Optional[RelativePose]:
-    """``cam_j_T_cam_i`` from putative matches, or None when the pair is not verified.
+    """``cam_j_T_cam_i`` from putative matches, or None when the pair is not verified
+    (:func:`fit_relative_pose` followed by :meth:`RelativePose.accepted`)."""
+    config = config or TwoViewConfig()
+    pose = fit_relative_pose(i, j, points_i, points_j, K_i, K_j, size_i, size_j, config)
+    return pose if pose is not None and pose.accepted(config) else None
+
+
+def fit_relative_pose(i: int, j: int, points_i: np.ndarray, points_j: np.ndarray,
+                      K_i: np.ndarray, K_j: np.ndarray, size_i: tuple[int, int],
+                      size_j: tuple[int, int],
+                      config: Optional[TwoViewConfig] = None) -> Optional[RelativePose]:
+    """The best ``cam_j_T_cam_i`` of putative matches, accepted or not; None with fewer than
+    :data:`MIN_POINTS` matches or a degenerate fit.
 
     Args:
         i, j: image indices (i < j).
         points_i, points_j: (M, 2) putative correspondences in pixels.
         K_i, K_j: (3, 3) intrinsics in pixels.
         size_i, size_j: (width, height) of the two images.
-        config: thresholds (default ``TwoViewConfig()``).
+        config: RANSAC threshold, iterations and seed (default ``TwoViewConfig()``).
 
     Raises:
         EstimatorError: poselib is not installed.
@@ -105,7 +125,7 @@ def relative_pose(i: int, j: int, points_i: np.ndarray, points_j: np.ndarray,
     points_j = np.asarray(points_j, dtype=np.float64).reshape(-1, 2)
     if len(points_i) != len(points_j):
         raise ValueError(f'{len(points_i)} points in image {i} but {len(points_j)} in {j}')
-    if len(points_i) < config.min_inliers:
+    if len(points_i) < MIN_POINTS:
         return None
     try:
         import poselib
@@ -118,12 +138,10 @@ def relative_pose(i: int, j: int, points_i: np.ndarray, points_j: np.ndarray,
     pose, info = poselib.estimate_relative_pose(points_i, points_j, _camera(K_i, size_i),
                                                 _camera(K_j, size_j), ransac, {})
     inliers = np.asarray(info['inliers'], dtype=bool)
-    count = int(inliers.sum())
     translation = np.asarray(pose.t, dtype=np.float64)
     norm = np.linalg.norm(translation)
-    if (count < config.min_inliers or count < config.min_inlier_ratio * len(points_i)
-            or not np.isfinite(norm) or norm < 1e-12):
+    if inliers.sum() < MIN_POINTS or not np.isfinite(norm) or norm < 1e-12:
         return None
     return RelativePose(i=i, j=j, R=np.asarray(pose.R, dtype=np.float64), t=translation / norm,
-                        num_matches=len(points_i), num_inliers=count,
+                        num_matches=len(points_i), num_inliers=int(inliers.sum()),
                         points_i=points_i[inliers], points_j=points_j[inliers])

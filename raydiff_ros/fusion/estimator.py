@@ -6,7 +6,9 @@ For one view set of N images (known intrinsics, else the prior's, else a guess):
 2. features: local features once per image (``matcher``: XFeat, ALIKED, DISK or SIFT);
 3. matching: every pair, or the ``max_pairs`` most similar ones (:func:`select_pairs`);
 4. geometry: poselib's LO-RANSAC essential matrix per pair; pairs with enough inliers are
-   verified (rotation, translation direction, confidence);
+   verified (rotation, translation direction, confidence); when the verified pairs leave the
+   views in separate groups, up to ``max_retry_pairs`` near misses between groups (at least
+   ``retry_min_inliers`` inliers) are matched again with ``retry_keypoints`` keypoints;
 5. fusion: rotation cycles over verified triangles reject wrong pairs; the prior sample that
    agrees best with the verified rotations is the start; rotations are chained along the most
    confident verified pairs (a camera nobody matches directly is reached through others),
@@ -48,7 +50,14 @@ from raydiff_ros.features.local_features import (
 )
 from raydiff_ros.features.matching import PairMatches, guess_intrinsics
 from raydiff_ros.features.relative_pose import TwoViewConfig
-from raydiff_ros.fusion.view_graph import ViewGraph, consistent_edges, select_pairs, verify_pairs
+from raydiff_ros.fusion.view_graph import (
+    ViewGraph,
+    bridging_pairs,
+    consistent_edges,
+    groups,
+    select_pairs,
+    verify_pairs,
+)
 from raydiff_ros.geometry.averaging import (
     average_rotations,
     chain_rotations,
@@ -71,6 +80,7 @@ POSE_SOURCE_VERIFIED = 'verified_matches'
 POSE_SOURCE_PRIOR = 'prior'
 POSE_SOURCE_FALLBACK = 'fallback'
 PRIOR_NONE = 'none'
+RETRY_NONE = 'none'
 SAMPLE_SCORE_CAP_DEG = 30.0
 """A verified edge disagreeing with a prior sample by more than this counts as this much."""
 VERIFIED_UNCERTAINTY_FLOOR_DEG = 0.1
@@ -88,6 +98,11 @@ class FusedConfig:
         max_pairs: pairs matched per view set at most (0: all pairs).
         min_pairs_per_view: with ``max_pairs``, each view's most similar partners kept.
         min_inliers, min_inlier_ratio, max_epipolar_error_px: pair verification.
+        retry_matcher: feature pipeline of the second try of bridging near misses ('none': no
+            second try).
+        retry_keypoints: keypoints per image of the second try.
+        retry_min_inliers: fewest first-try inliers of a near miss worth a second try.
+        max_retry_pairs: second tries per view set at most.
         cycle_threshold_deg: largest rotation error of a consistent triangle.
         outlier_threshold_deg: verified edges off by more after averaging are dropped.
         direction_threshold_deg: translation directions off by more are dropped.
@@ -107,6 +122,10 @@ class FusedConfig:
     min_inliers: int = 40
     min_inlier_ratio: float = 0.3
     max_epipolar_error_px: float = 1.0
+    retry_matcher: str = 'aliked'
+    retry_keypoints: int = 1024
+    retry_min_inliers: int = 15
+    max_retry_pairs: int = 4
     cycle_threshold_deg: float = 5.0
     outlier_threshold_deg: float = 10.0
     direction_threshold_deg: float = 20.0
@@ -126,8 +145,18 @@ class FusedConfig:
                              min_inliers=self.min_inliers,
                              min_inlier_ratio=self.min_inlier_ratio, seed=seed)
 
+    @property
+    def retries(self) -> bool:
+        """Whether second tries can find anything the first did not."""
+        return self.retry_matcher != RETRY_NONE and (
+            self.retry_matcher != self.matcher or self.retry_keypoints != self.max_keypoints)
+
     def features(self, device: str) -> LocalFeaturesConfig:
         return LocalFeaturesConfig(method=self.matcher, max_keypoints=self.max_keypoints,
+                                   max_image_side=self.max_image_side, device=device)
+
+    def retry_features(self, device: str) -> LocalFeaturesConfig:
+        return LocalFeaturesConfig(method=self.retry_matcher, max_keypoints=self.retry_keypoints,
                                    max_image_side=self.max_image_side, device=device)
 
 
@@ -136,6 +165,7 @@ class FusionReport:
     """What the last estimate used: pairs tried / verified / kept, the chosen prior sample."""
 
     pairs_attempted: int = 0
+    pairs_retried: int = 0
     pairs_verified: int = 0
     pairs_kept: int = 0
     prior_sample: int = 0
@@ -159,7 +189,9 @@ class FusedEstimator:
         self.prior = prior
         self.config = config
         self.two_view = config.two_view(seed)
+        self.device = device
         self.matcher_error = ''
+        self._retry_matcher: Optional[FeatureMatcher] = None
         try:
             self.matcher: Optional[FeatureMatcher] = FeatureMatcher(config.features(device))
         except MatcherUnavailableError as error:
@@ -190,6 +222,16 @@ class FusedEstimator:
                                  self.config.min_pairs_per_view)
             sizes = [(image.shape[1], image.shape[0]) for image in images]
             graph = verify_pairs(self.matcher, features, pairs, K, sizes, self.two_view)
+            retry = bridging_pairs(graph, self.config.retry_min_inliers,
+                                   self.config.max_retry_pairs)
+            if retry and self.config.retries:
+                report.pairs_retried = len(retry)
+                tick = time.perf_counter()
+                matcher = self._second_matcher()
+                dense = {k: matcher.extract(images[k]) for pair in retry for k in pair}
+                timings['features'] += time.perf_counter() - tick
+                verify_pairs(matcher, [dense.get(k) for k in range(num)], retry, K, sizes,
+                             self.two_view, graph)
             timings['matching'] = graph.matching_s
             timings['geometry'] = graph.geometry_s
         report.pairs_attempted, report.pairs_verified = len(graph.attempted), len(graph.verified)
@@ -207,6 +249,12 @@ class FusedEstimator:
                             view_set.K is None, timings)
 
     # -- steps ---------------------------------------------------------------------------------
+
+    def _second_matcher(self) -> FeatureMatcher:
+        """The matcher of second tries (``retry_keypoints``), built on first use."""
+        if self._retry_matcher is None:
+            self._retry_matcher = FeatureMatcher(self.config.retry_features(self.device))
+        return self._retry_matcher
 
     @staticmethod
     def _intrinsics(view_set: ViewSetInput, prior: Optional[EstimationResult],
@@ -241,7 +289,8 @@ class FusedEstimator:
                 break
             kept = [p for p in kept if p not in outliers]
             relative = {p: relative[p] for p in kept}
-        linked = _linked_to_reference(num, kept)
+        label = groups(num, kept)
+        linked = {k for k in range(num) if label[k] == label[0]}
         anchor = start_C if prior is not None else self._chained_centres(num, rotations, kept,
                                                                           graph)
         centres = self._centres(rotations, kept, graph, confidence, anchor)
@@ -310,16 +359,30 @@ class FusedEstimator:
 
     def _centres(self, rotations: np.ndarray, kept: list, graph: ViewGraph, confidence: dict,
                  anchor: np.ndarray) -> np.ndarray:
+        """Centres from the verified directions. A direction whose free length comes out
+        negative (the anchor points the other way) gets the anchor's length with its own sign;
+        directions still off by ``direction_threshold_deg`` are dropped."""
         cfg = self.config
         edges = list(kept)
-        for _ in range(2):
+        known: dict = {}
+        centres = anchor
+        for _ in range(len(kept) + 2):
             translations = np.array([graph.verified[p].t for p in edges]).reshape(-1, 3)
             weights = np.array([confidence[p] for p in edges])
+            lengths_in = {k: known[p] for k, p in enumerate(edges) if p in known}
             centres, lengths = solve_centres(rotations, edges, translations, weights, anchor,
-                                             cfg.anchor_weight, fixed=0)
+                                             cfg.anchor_weight, fixed=0,
+                                             known_lengths=lengths_in)
+            flipped = [p for p, length in zip(edges, lengths, strict=True)
+                       if length <= 0 and p not in known]
+            if flipped:
+                for i, j in flipped:
+                    known[(i, j)] = max(float(np.linalg.norm(anchor[i] - anchor[j])),
+                                        float(np.median(np.abs(lengths))), 1e-6)
+                continue
             errors = direction_errors_deg(rotations, centres, edges, translations)
-            bad = [p for p, length, error in zip(edges, lengths, errors, strict=True)
-                   if length <= 0 or error > cfg.direction_threshold_deg]
+            bad = [p for p, error in zip(edges, errors, strict=True)
+                   if error > cfg.direction_threshold_deg]
             if not bad:
                 break
             edges = [p for p in edges if p not in bad]
@@ -358,18 +421,6 @@ class FusedEstimator:
             reference_T_camera=poses, samples_reference_T_camera=samples,
             K=K, intrinsics_estimated=intrinsics_estimated, uncertainty=uncertainty,
             timings_s=timings, pose_sources=sources)
-
-
-def _linked_to_reference(num: int, edges: list) -> set[int]:
-    linked, frontier = {0}, [0]
-    while frontier:
-        node = frontier.pop()
-        for i, j in edges:
-            for a, b in ((i, j), (j, i)):
-                if a == node and b not in linked:
-                    linked.add(b)
-                    frontier.append(b)
-    return linked
 
 
 def _config(options: EstimatorOptions, **overrides) -> FusedConfig:

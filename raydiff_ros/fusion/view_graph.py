@@ -4,7 +4,10 @@ cycle consistency.
 * :func:`select_pairs`: all pairs, or at most ``max_pairs`` ranked by a cheap overlap score
   (mutual nearest-neighbour descriptors), each view keeping its ``min_pairs_per_view`` best.
 * :func:`verify_pairs`: learned (or SIFT) matches of each selected pair, then
-  :func:`~raydiff_ros.features.relative_pose.relative_pose`.
+  :func:`~raydiff_ros.features.relative_pose.fit_relative_pose`; accepted fits are verified,
+  the others kept as near misses.
+* :func:`bridging_pairs`: near misses that would join two groups of views that no verified
+  pair links, worth a second try with more keypoints.
 * :func:`consistent_edges`: rotation cycles over triangles of verified pairs; in a triangle
   whose composed rotation is off by more than ``cycle_threshold_deg``, the weakest edge that no
   consistent triangle supports is rejected.
@@ -18,7 +21,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from raydiff_ros.features.local_features import FeatureMatcher, LocalFeatures
-from raydiff_ros.features.relative_pose import RelativePose, TwoViewConfig, relative_pose
+from raydiff_ros.features.relative_pose import RelativePose, TwoViewConfig, fit_relative_pose
 from raydiff_ros.geometry.transforms import rotation_angle_deg
 
 Edge = tuple[int, int]
@@ -32,6 +35,7 @@ class ViewGraph:
         num_views: N.
         attempted: pairs matched.
         verified: accepted two-view geometries by pair (i, j), i < j.
+        near_misses: fits of attempted pairs that were not accepted (too few inliers).
         rejected_by_cycles: verified pairs dropped by :func:`consistent_edges`.
         matching_s, geometry_s: seconds spent matching and fitting two-view geometry.
     """
@@ -39,6 +43,7 @@ class ViewGraph:
     num_views: int
     attempted: list[Edge] = field(default_factory=list)
     verified: dict[Edge, RelativePose] = field(default_factory=dict)
+    near_misses: dict[Edge, RelativePose] = field(default_factory=dict)
     rejected_by_cycles: list[Edge] = field(default_factory=list)
     matching_s: float = 0.0
     geometry_s: float = 0.0
@@ -68,7 +73,7 @@ def select_pairs(matcher: FeatureMatcher, features: Sequence[LocalFeatures], max
 
 def verify_pairs(matcher: FeatureMatcher, features: Sequence[LocalFeatures],
                  pairs: Sequence[Edge], K: np.ndarray, sizes: Sequence[tuple[int, int]],
-                 two_view: TwoViewConfig) -> ViewGraph:
+                 two_view: TwoViewConfig, graph: Optional[ViewGraph] = None) -> ViewGraph:
     """Match each pair and keep those whose two-view geometry is verified.
 
     Args:
@@ -78,20 +83,50 @@ def verify_pairs(matcher: FeatureMatcher, features: Sequence[LocalFeatures],
         K: (N, 3, 3) intrinsics in pixels.
         sizes: N (width, height).
         two_view: RANSAC threshold and acceptance.
+        graph: a graph to add to (a second try of some pairs), else a new one.
     """
-    graph = ViewGraph(num_views=len(features), attempted=list(pairs))
+    graph = graph or ViewGraph(num_views=len(features))
+    graph.attempted.extend(pairs)
     for i, j in pairs:
         start = time.perf_counter()
         index = matcher.match(features[i], features[j])
         middle = time.perf_counter()
-        pose = relative_pose(i, j, features[i].keypoints[index[:, 0]],
-                             features[j].keypoints[index[:, 1]], K[i], K[j], sizes[i],
-                             sizes[j], two_view)
+        pose = fit_relative_pose(i, j, features[i].keypoints[index[:, 0]],
+                                 features[j].keypoints[index[:, 1]], K[i], K[j], sizes[i],
+                                 sizes[j], two_view)
         graph.matching_s += middle - start
         graph.geometry_s += time.perf_counter() - middle
-        if pose is not None:
+        if pose is not None and pose.accepted(two_view):
             graph.verified[(i, j)] = pose
+            graph.near_misses.pop((i, j), None)
+        elif pose is not None:
+            graph.near_misses[(i, j)] = pose
     return graph
+
+
+def groups(num: int, edges: Sequence[Edge]) -> list[int]:
+    """Group label (N,) of each view: views linked by ``edges`` share a label."""
+    label = list(range(num))
+
+    def root(k: int) -> int:
+        while label[k] != k:
+            label[k] = label[label[k]]
+            k = label[k]
+        return k
+
+    for i, j in edges:
+        label[root(i)] = root(j)
+    return [root(k) for k in range(num)]
+
+
+def bridging_pairs(graph: ViewGraph, min_inliers: int, max_pairs: int) -> list[Edge]:
+    """Near misses with at least ``min_inliers`` inliers whose views lie in different groups
+    of verified pairs, most inliers first, at most ``max_pairs``."""
+    label = groups(graph.num_views, list(graph.verified))
+    candidates = [pair for pair, pose in graph.near_misses.items()
+                  if pose.num_inliers >= min_inliers and label[pair[0]] != label[pair[1]]]
+    candidates.sort(key=lambda pair: -graph.near_misses[pair].num_inliers)
+    return sorted(candidates[:max_pairs])
 
 
 def _cycle_error_deg(graph: dict[Edge, RelativePose], a: int, b: int, c: int) -> float:

@@ -15,7 +15,7 @@ and centres ``C[k]`` (N, 3) in the world frame. An edge ``(i, j)`` (i != j) meas
 """
 
 import heapq
-from typing import Mapping, Sequence
+from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -140,7 +140,8 @@ def average_rotations(initial: np.ndarray, edges: Sequence[Edge], relative: np.n
 
 def solve_centres(rotations: np.ndarray, edges: Sequence[Edge], translations: np.ndarray,
                   weights: np.ndarray, anchor: np.ndarray, anchor_weight: float,
-                  fixed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                  fixed: int = 0, known_lengths: Optional[Mapping[int, float]] = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Camera centres from edge directions, anchored softly to given centre differences.
 
     Minimises ``sum_e w_e |C[i] - C[j] - lambda_e d_e|^2 + a sum_{k<l} |(C[k] - C[l]) -
@@ -155,12 +156,15 @@ def solve_centres(rotations: np.ndarray, edges: Sequence[Edge], translations: np
         anchor: (N, 3) centres whose differences anchor scale and unconstrained cameras.
         anchor_weight: weight ``a`` of the anchor (> 0).
         fixed: camera placed exactly at its anchor.
+        known_lengths: edge index -> a length held fixed instead of solved for (e.g. for an
+            edge whose free length came out negative: the direction's sign is then enforced).
 
     Returns:
         ``(centres (N, 3), lengths (E,))``; a negative length marks a direction the solution
         contradicts.
     """
     anchor = np.asarray(anchor, dtype=np.float64)
+    known_lengths = dict(known_lengths or {})
     num = anchor.shape[0]
     num_edges = len(edges)
     free = [k for k in range(num) if k != fixed]
@@ -189,9 +193,14 @@ def solve_centres(rotations: np.ndarray, edges: Sequence[Edge], translations: np
             zip(edges, np.asarray(translations, dtype=np.float64), weights, strict=True)):
         root = np.sqrt(max(float(weight), 0.0))
         row = difference_row(i, j, root)
-        row[:, 3 * len(free) + index] = -root * (rotations[j].T @ translation)
+        direction = rotations[j].T @ translation
+        target = fixed_offset(i, j, root)
+        if index in known_lengths:
+            target = target + root * known_lengths[index] * direction
+        else:
+            row[:, 3 * len(free) + index] = -root * direction
         rows.append(row)
-        targets.append(fixed_offset(i, j, root))
+        targets.append(target)
     root = np.sqrt(anchor_weight)
     for k in range(num):
         for m in range(k + 1, num):
@@ -201,7 +210,10 @@ def solve_centres(rotations: np.ndarray, edges: Sequence[Edge], translations: np
     centres = anchor.copy()
     for k in free:
         centres[k] = solution[column[k]:column[k] + 3]
-    return centres, solution[3 * len(free):]
+    lengths = solution[3 * len(free):].copy()
+    for index, length in known_lengths.items():
+        lengths[index] = length
+    return centres, lengths
 
 
 def direction_errors_deg(rotations: np.ndarray, centres: np.ndarray, edges: Sequence[Edge],
