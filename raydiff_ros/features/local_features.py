@@ -218,8 +218,6 @@ class FeatureMatcher:
                                                             self.device)
 
     def _downscaled(self, image: np.ndarray) -> tuple[np.ndarray, float]:
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f'images must be (H, W, 3) uint8, got {image.shape} {image.dtype}')
         factor = min(1.0, self.config.max_image_side / max(image.shape[:2]))
         if factor < 1.0:
             size = (max(1, round(image.shape[1] * factor)), max(1, round(image.shape[0] * factor)))
@@ -229,11 +227,14 @@ class FeatureMatcher:
     @torch.inference_mode()
     def extract(self, image: np.ndarray) -> LocalFeatures:
         """Features of one (H, W, 3) uint8 RGB image."""
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f'images must be (H, W, 3) uint8, got {image.shape} {image.dtype}')
         if self.method == 'sift':
             found, factor = extract_features(image, self._sift, self.config.max_image_side)
             size = (round(image.shape[1] * factor), round(image.shape[0] * factor))
             return LocalFeatures(found.points / factor, found, None, size)
         small, factor = self._downscaled(image)
+        small = np.ascontiguousarray(small) if small.flags.writeable else small.copy()
         height, width = small.shape[:2]
         tensor = torch.from_numpy(small).to(self.device).permute(2, 0, 1)[None].float() / 255.0
         if self.method == 'xfeat':

