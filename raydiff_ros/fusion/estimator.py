@@ -54,13 +54,13 @@ from raydiff_ros.fusion.view_graph import (
     ViewGraph,
     bridging_pairs,
     consistent_edges,
-    groups,
     select_pairs,
     verify_pairs,
 )
 from raydiff_ros.geometry.averaging import (
     average_rotations,
     chain_rotations,
+    component_labels,
     direction_errors_deg,
     maximum_spanning_tree,
     rotation_residuals_deg,
@@ -289,7 +289,7 @@ class FusedEstimator:
                 break
             kept = [p for p in kept if p not in outliers]
             relative = {p: relative[p] for p in kept}
-        label = groups(num, kept)
+        label = component_labels(num, kept)
         linked = {k for k in range(num) if label[k] == label[0]}
         anchor = start_C if prior is not None else self._chained_centres(num, rotations, kept,
                                                                           graph)

@@ -22,6 +22,7 @@ import numpy as np
 
 from raydiff_ros.features.local_features import FeatureMatcher, LocalFeatures
 from raydiff_ros.features.relative_pose import RelativePose, TwoViewConfig, fit_relative_pose
+from raydiff_ros.geometry.averaging import component_labels
 from raydiff_ros.geometry.transforms import rotation_angle_deg
 
 Edge = tuple[int, int]
@@ -104,25 +105,10 @@ def verify_pairs(matcher: FeatureMatcher, features: Sequence[LocalFeatures],
     return graph
 
 
-def groups(num: int, edges: Sequence[Edge]) -> list[int]:
-    """Group label (N,) of each view: views linked by ``edges`` share a label."""
-    label = list(range(num))
-
-    def root(k: int) -> int:
-        while label[k] != k:
-            label[k] = label[label[k]]
-            k = label[k]
-        return k
-
-    for i, j in edges:
-        label[root(i)] = root(j)
-    return [root(k) for k in range(num)]
-
-
 def bridging_pairs(graph: ViewGraph, min_inliers: int, max_pairs: int) -> list[Edge]:
     """Near misses with at least ``min_inliers`` inliers whose views lie in different groups
     of verified pairs, most inliers first, at most ``max_pairs``."""
-    label = groups(graph.num_views, list(graph.verified))
+    label = component_labels(graph.num_views, list(graph.verified))
     candidates = [pair for pair, pose in graph.near_misses.items()
                   if pose.num_inliers >= min_inliers and label[pair[0]] != label[pair[1]]]
     candidates.sort(key=lambda pair: -graph.near_misses[pair].num_inliers)

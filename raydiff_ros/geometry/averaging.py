@@ -5,6 +5,7 @@ and centres ``C[k]`` (N, 3) in the world frame. An edge ``(i, j)`` (i != j) meas
 ``R_ij = cam_j_R_cam_i = R[j] @ R[i].T`` and the unit direction ``t_ij`` of
 ``cam_j_T_cam_i``'s translation, ``t_ij ~ R[j] @ (C[i] - C[j])``.
 
+* :func:`connected_components`, :func:`component_labels`: which cameras edges link.
 * :func:`maximum_spanning_tree`: heaviest tree from a root (Prim), for chaining.
 * :func:`chain_rotations`: rotations propagated along such a tree.
 * :func:`average_rotations`: iteratively reweighted Gauss-Newton on SO(3) with Cauchy weights
@@ -51,6 +52,33 @@ def maximum_spanning_tree(num: int, weights: Mapping[Edge, float],
             if b not in placed:
                 heapq.heappush(heap, (-weight, a, b))
     return tree
+
+
+def connected_components(num: int, edges: Sequence[Edge]) -> list[list[int]]:
+    """Connected components (sorted index lists, by lowest index) of a graph on 0..num-1."""
+    parent = list(range(num))
+
+    def root(k: int) -> int:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    for a, b in edges:
+        parent[max(root(a), root(b))] = min(root(a), root(b))
+    members: dict[int, list[int]] = {}
+    for k in range(num):
+        members.setdefault(root(k), []).append(k)
+    return [members[key] for key in sorted(members)]
+
+
+def component_labels(num: int, edges: Sequence[Edge]) -> list[int]:
+    """(N,) label of each node: the lowest index of its connected component."""
+    labels = [0] * num
+    for members in connected_components(num, edges):
+        for k in members:
+            labels[k] = members[0]
+    return labels
 
 
 def _oriented(relative: Mapping[Edge, np.ndarray], parent: int, child: int) -> np.ndarray:

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from raydiff_ros.features.matching import PairMatches
+from raydiff_ros.geometry.averaging import connected_components
 from raydiff_ros.geometry.transforms import rotation_exp, skew
 
 LOSSES = ('cauchy', 'huber')
@@ -196,24 +197,6 @@ def _correspondences(matches: list[PairMatches], num: int) -> _Correspondences:
                             homogeneous(points_i), homogeneous(points_j))
 
 
-def _components(num: int, edges: list[tuple[int, int]]) -> list[list[int]]:
-    """Connected components (sorted index lists, by lowest index) of a graph on 0..num-1."""
-    parent = list(range(num))
-
-    def root(k: int) -> int:
-        while parent[k] != k:
-            parent[k] = parent[parent[k]]
-            k = parent[k]
-        return k
-
-    for a, b in edges:
-        parent[max(root(a), root(b))] = min(root(a), root(b))
-    groups: dict[int, list[int]] = {}
-    for k in range(num):
-        groups.setdefault(root(k), []).append(k)
-    return [groups[key] for key in sorted(groups)]
-
-
 def _fix_scale(R: torch.Tensor, t: torch.Tensor,
                gauges: list[tuple[list[int], float]]) -> torch.Tensor:
     """Translations (N, 3) with each component's centres rescaled about its anchor (first
@@ -268,7 +251,7 @@ def refine_poses(R: np.ndarray, t: np.ndarray, K: np.ndarray, matches: list[Pair
     data = _correspondences(matches, num)
     total = int(data.pair_i.numel())
     edges = [(p.i, p.j) for p in matches if p.num_matches >= config.min_pair_matches]
-    linked = [members for members in _components(num, edges) if len(members) > 1]
+    linked = [members for members in connected_components(num, edges) if len(members) > 1]
     free = sorted(k for members in linked for k in members[1:])
     R_t, t_t = torch.from_numpy(R_np.copy()), torch.from_numpy(t_np.copy())
     K_inv = torch.from_numpy(np.linalg.inv(K_np))

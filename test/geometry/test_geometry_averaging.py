@@ -7,6 +7,8 @@ import pytest
 from raydiff_ros.geometry.averaging import (
     average_rotations,
     chain_rotations,
+    component_labels,
+    connected_components,
     direction_errors_deg,
     maximum_spanning_tree,
     rotation_residuals_deg,
@@ -110,3 +112,9 @@ def test_averaging_holds_the_fixed_camera(fixed):
     assert rotation_angle_deg(averaged[fixed], np.eye(3)) < 1e-9
     for i, j in pairs:
         assert rotation_angle_deg(averaged[j] @ averaged[i].T, R[j] @ R[i].T) < 1e-4
+
+
+def test_components_and_labels_group_linked_cameras():
+    edges = [(3, 4), (0, 2), (2, 1)]
+    assert connected_components(6, edges) == [[0, 1, 2], [3, 4], [5]]
+    assert component_labels(6, edges) == [0, 0, 0, 3, 3, 5]
