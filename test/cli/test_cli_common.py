@@ -95,3 +95,20 @@ def test_the_estimator_help_describes_every_registered_name():
     assert 'classical_sift: SIFT matches' in text and 'ground_truth: ' in text
     assert text.endswith('or python:<module>:<factory>')
     assert 'ground_truth' not in common.estimator_help(include_ground_truth=False)
+
+
+def test_estimator_options_keep_their_yaml_types_and_reach_the_estimator(shared_dir, tmp_path,
+                                                                         capsys):
+    parser = argparse.ArgumentParser(prog='raydiff-tiny')
+    common.add_option_argument(parser)
+    args = parser.parse_args(['--option', 'matcher=aliked', '--option', 'max_pairs=12',
+                              '--option', 'bundle_adjustment=false'])
+    assert dict(args.options) == {'matcher': 'aliked', 'max_pairs': 12,
+                                  'bundle_adjustment': False}
+    with pytest.raises(argparse.ArgumentTypeError, match='KEY=VALUE'):
+        common.estimator_option('matcher')
+    from raydiff_ros.cli.evaluate import main
+    status = main([str(shared_dir / 'data' / 'temple_ring'), '--estimator', 'matches',
+                   '--option', 'no_such_option=1', '--num-views', '2', '--sets-per-n', '1',
+                   '--output', str(tmp_path / 'o')])
+    assert status == 2 and 'no_such_option' in capsys.readouterr().err
