@@ -1,6 +1,6 @@
-"""Markdown table of tools/evaluate_fused.sh results: per scene, estimator and N, rotation
-accuracy at 5 and 15 deg (with the standard error over view sets), camera-centre accuracy at
-0.1 and seconds per view set.
+"""Markdown tables of tools/evaluate_fused.sh results, one per scene: a row per N, a column per
+estimator with rotation accuracy at 5 deg / at 15 deg (± standard error over the view sets) /
+camera-centre accuracy at 0.1, in %; then the mean seconds per view set of each estimator.
 
     .venv/bin/python tools/fused_table.py OUT_DIR
 """
@@ -14,25 +14,36 @@ import numpy as np
 ORDER = ('prior', 'matches_sift', 'matches_xfeat', 'matches_aliked', 'fused')
 
 
-def rows(out: Path) -> list[str]:
-    lines = ['| scene | estimator | N | rot. acc@5 | rot. acc@15 (± s.e.) | centre acc@0.1 | '
-             's / set |', '|---|---|---:|---:|---:|---:|---:|']
+def cell(result: dict, n: str) -> str:
+    metrics = result['metrics_per_n'].get(n)
+    if metrics is None:
+        return '-'
+    per_set = [np.mean(np.asarray(v['rotation_errors_deg']) < 15)
+               for v in result['view_sets'] if v['num_views'] == int(n)]
+    error = np.std(per_set, ddof=1) / np.sqrt(len(per_set)) if len(per_set) > 1 else 0.0
+    at = metrics['rotation_accuracy_at_deg']
+    return (f'{100 * at["5"]:.1f} / {100 * at["15"]:.1f} ± {100 * error:.1f} / '
+            f'{100 * metrics["camera_center_accuracy"]:.1f}')
+
+
+def mean_seconds(result: dict) -> float:
+    return float(np.mean([m['seconds_per_set'] for m in result['metrics_per_n'].values()]))
+
+
+def tables(out: Path) -> list[str]:
+    lines = []
     for scene in sorted(p.name for p in out.iterdir() if p.is_dir()):
-        for name in ORDER:
-            path = out / scene / name / 'results.json'
-            if not path.exists():
-                continue
-            result = json.loads(path.read_text())
-            for n, metrics in sorted(result['metrics_per_n'].items(), key=lambda kv: int(kv[0])):
-                per_set = [np.mean(np.asarray(v['rotation_errors_deg']) < 15)
-                           for v in result['view_sets'] if v['num_views'] == int(n)]
-                error = np.std(per_set, ddof=1) / np.sqrt(len(per_set)) if len(per_set) > 1 else 0
-                at = metrics['rotation_accuracy_at_deg']
-                lines.append(f'| {scene} | {name} | {n} | {at["5"]:.2f} | {at["15"]:.2f} ± '
-                             f'{error:.2f} | {metrics["camera_center_accuracy"]:.2f} | '
-                             f'{metrics["seconds_per_set"]:.2f} |')
+        results = {name: json.loads((out / scene / name / 'results.json').read_text())
+                   for name in ORDER if (out / scene / name / 'results.json').exists()}
+        sizes = sorted({n for r in results.values() for n in r['metrics_per_n']}, key=int)
+        lines += [f'**{scene}** (rotation acc@5 / acc@15 ± s.e. / centre acc@0.1, %)', '',
+                  '| N | ' + ' | '.join(results) + ' |', '|---:' + '|---:' * len(results) + '|']
+        for n in sizes:
+            lines.append(f'| {n} | ' + ' | '.join(cell(r, n) for r in results.values()) + ' |')
+        seconds = [f'{name} {mean_seconds(r):.2f}' for name, r in results.items()]
+        lines += ['', 'Mean seconds per view set: ' + ', '.join(seconds) + '.', '']
     return lines
 
 
 if __name__ == '__main__':
-    print('\n'.join(rows(Path(sys.argv[1]))))
+    print('\n'.join(tables(Path(sys.argv[1]))))
