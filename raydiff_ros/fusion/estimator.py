@@ -289,6 +289,7 @@ class FusedEstimator:
                 break
             kept = [p for p in kept if p not in outliers]
             relative = {p: relative[p] for p in kept}
+            confidence = {p: confidence[p] for p in kept}
         label = component_labels(num, kept)
         linked = {k for k in range(num) if label[k] == label[0]}
         anchor = start_C if prior is not None else self._chained_centres(num, rotations, kept,
@@ -305,13 +306,10 @@ class FusedEstimator:
     def _best_sample(prior: Optional[EstimationResult], relative: dict,
                      confidence: dict) -> int:
         """The prior sample whose relative rotations agree best with the verified ones."""
-        if prior is None:
-            return 0
-        samples = prior.samples_reference_T_camera
-        if not relative:
+        if prior is None or not relative:
             return 0
         costs = []
-        for poses in samples:
+        for poses in prior.samples_reference_T_camera:
             R = np.swapaxes(poses[:, :3, :3], -1, -2)
             cost = sum(confidence[(i, j)] * min(SAMPLE_SCORE_CAP_DEG, float(rotation_angle_deg(
                 R[j] @ R[i].T, relative[(i, j)]))) for i, j in relative)

@@ -144,3 +144,29 @@ def test_fusion_rejects_a_wrong_pair_and_chains_through_others():
     assert np.max(rotation_angle_deg(fused[:, :3, :3], poses[:, :3, :3])) < 0.1
     scale = np.linalg.norm(fused[1, :3, 3]) / np.linalg.norm(poses[1, :3, 3])
     assert np.allclose(fused[:, :3, 3], scale * poses[:, :3, 3], atol=1e-3)
+
+
+def test_a_wrong_edge_of_a_long_cycle_is_dropped_after_averaging():
+    """No triangle catches a wrong edge of a 4-cycle: the averaging residual must."""
+    rng = np.random.default_rng(6)
+    num = 4
+    R = axis_angle_rotations(rng.normal(size=(num, 3)), np.radians([0, 20, 40, 60]))
+    R = R @ R[0].T
+    centres = np.array([[0, 0, 0], [1.0, 0, 0], [1.0, 1.0, 0], [0, 1.0, 0.2]])
+    graph = ViewGraph(num_views=num)
+    for i, j in [(0, 1), (1, 2), (2, 3), (0, 3)]:
+        Rij = R[j] @ R[i].T
+        inliers = 300
+        if (i, j) == (0, 3):
+            Rij = axis_angle_rotations(np.array([[0, 0, 1.0]]), np.radians([45.0]))[0] @ Rij
+            inliers = 60
+        direction = R[j] @ (centres[i] - centres[j])
+        points = np.zeros((inliers, 2))
+        graph.verified[(i, j)] = RelativePose(i, j, Rij, direction / np.linalg.norm(direction),
+                                              400, inliers, points, points)
+    estimator = fusion.FusedEstimator(None, fusion.FusedConfig(), device='cpu')
+    fused, sources, kept, _ = estimator._fuse(num, None, graph)
+    assert kept == [(0, 1), (1, 2), (2, 3)]
+    assert sources == ('reference',) + ('verified_matches',) * 3
+    truth = invert_transforms(make_transforms(R, -np.einsum('nij,nj->ni', R, centres)))
+    assert np.max(rotation_angle_deg(fused[:, :3, :3], truth[:, :3, :3])) < 0.1
