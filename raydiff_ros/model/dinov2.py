@@ -2,7 +2,8 @@
 
 The network is ViT-S/14 as published by DINOv2 (pre-norm blocks with LayerScale, exact GELU MLP,
 qkv-bias attention, final LayerNorm). The final-normalised patch tokens are returned as a spatial
-feature map (official), or, with ``feature_blocks``, the raw outputs of chosen intermediate blocks
+feature map (official), or, with ``feature_blocks``, the outputs of chosen intermediate blocks,
+each through the final LayerNorm (as DINOv2's ``get_intermediate_layers(norm=True)``),
 concatenated along channels; the class token takes part in attention but is dropped.
 
 Weights: stored in our checkpoints (``weights: checkpoint``, e.g. the imported official model) or
@@ -163,7 +164,7 @@ class DinoV2Backbone(nn.Module):
         for index, block in enumerate(self.blocks[:wanted[-1] + 1] if wanted else self.blocks):
             tokens = block(tokens)
             if index in wanted:
-                outputs.append(tokens[:, 1:])
+                outputs.append(self.norm(tokens[:, 1:]))
         patch_tokens = (torch.cat(outputs, dim=2) if wanted
                         else self.norm(tokens)[:, 1:])  # (B, grid_h*grid_w, F)
         return patch_tokens.transpose(1, 2).reshape(B, -1, grid_h, grid_w)
