@@ -715,7 +715,7 @@ def sample_outward_camera(
     jitter = np.radians(config.outward_jitter_deg)
     yaw = layout.sector_start + view_index * (1 - layout.overlap) * hfov
     yaw_position = yaw + rng.normal(0, jitter)
-    yaw_axis = yaw_position + rng.normal(0, jitter)
+    yaw_axis = yaw + rng.normal(0, jitter)
     pitch = np.radians(layout.pitch_deg) + rng.normal(0, jitter)
     center = layout.rig_center + layout.cluster_radius * np.array(
         [np.cos(yaw_position), np.sin(yaw_position), 0.0])
