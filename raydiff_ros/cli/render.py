@@ -33,7 +33,7 @@ from raydiff_ros.data.generate import (
     GeneratorConfig,
     generate_dataset,
 )
-from raydiff_ros.data.scene_sampling import SceneConfig
+from raydiff_ros.data.scene_sampling import RigSceneConfig, SceneConfig
 from raydiff_ros.data.shards import ShardError
 
 PROGRAM_NAME = 'raydiff-render'
@@ -75,9 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help='rendered image size WxH (default 320x240)')
     parser.add_argument('--sets-per-shard', type=int, default=DEFAULT_SETS_PER_SHARD,
                         help=f'view sets per shard file (default {DEFAULT_SETS_PER_SHARD})')
-    parser.add_argument('--object-fraction', type=_probability, default=0.5,
+    parser.add_argument('--object-fraction', type=_probability,
+                        default=SceneConfig.object_scene_probability,
                         help='probability of an object-centric scene, else a robot rig '
-                        '(default 0.5)')
+                        f'(default {SceneConfig.object_scene_probability})')
+    parser.add_argument('--outward-fraction', type=_probability,
+                        default=RigSceneConfig.outward_probability,
+                        help='probability that a rig scene is an outward-looking ring in a '
+                        f'furnished room (default {RigSceneConfig.outward_probability})')
     parser.add_argument('--overwrite', action='store_true',
                         help='re-render shards that already exist')
     return parser
@@ -96,7 +101,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         config = GeneratorConfig(
             image_width=args.image_size[0], image_height=args.image_size[1],
             views_per_set=args.views_per_set,
-            scene=SceneConfig(object_scene_probability=args.object_fraction),
+            scene=SceneConfig(object_scene_probability=args.object_fraction,
+                              rig_scene=RigSceneConfig(outward_probability=args.outward_fraction)),
         )
     except ValueError as error:
         return report_error(PROGRAM_NAME, error, EXIT_USAGE)

@@ -21,12 +21,16 @@ from pathlib import Path
 import re
 from typing import Optional
 
+import numpy as np
+
 from raydiff_ros.data.meshes import (
     MeshData,
     MeshError,
     box_project_uvs,
     has_texture_coordinates,
+    merge_meshes,
     normalize_mesh,
+    quad_mesh,
     read_obj,
     superquadric_mesh,
     write_obj,
@@ -103,7 +107,18 @@ TEXTURE_IMAGES: tuple[str, ...] = (
 )
 """Texture images usable on any surface, relative to the pybullet_data folder."""
 
-MESH_SOURCES = ('blob', 'textured', 'plain', 'superquadric')
+MATPLOTLIB_PREFIX = 'matplotlib/'
+MATPLOTLIB_PHOTOS: tuple[str, ...] = (MATPLOTLIB_PREFIX + 'grace_hopper.jpg',)
+"""Photographs of matplotlib's ``mpl-data/sample_data`` that are clearly public domain (the
+licence reasoning is in ``raydiff_ros/data/README.md``)."""
+
+PHOTO_SOURCES: tuple[str, ...] = TEXTURE_IMAGES + MATPLOTLIB_PHOTOS
+"""Images that photo textures (random crops, rotations, colour jitter) are cut from: paths
+relative to pybullet_data, or ``matplotlib/NAME`` for matplotlib's sample data."""
+
+MESH_SOURCES = ('blob', 'textured', 'plain', 'superquadric', 'box')
+BOX_MESH = 'unit_box'
+"""The name of the ``box`` source's only mesh: the cube [-1, 1]^3, one texture per face."""
 SUPERQUADRIC_SEGMENTS = 24
 _SAFE_NAME = re.compile(r'[^A-Za-z0-9_.-]+')
 
@@ -160,6 +175,13 @@ class MeshRef:
         return data
 
 
+def box_mesh() -> MeshData:
+    """The cube [-1, 1]^3 as six two-sided quads, each face textured once (UVs 0..1)."""
+    c = np.array([[x, y, z] for z in (-1, 1) for y in (-1, 1) for x in (-1, 1)], dtype=float)
+    faces = ((0, 1, 3, 2), (4, 5, 7, 6), (0, 1, 5, 4), (2, 3, 7, 6), (0, 2, 6, 4), (1, 3, 7, 5))
+    return merge_meshes([quad_mesh(c[list(face)], (1.0, 1.0)) for face in faces])
+
+
 def blob_names() -> tuple[str, ...]:
     """Relative paths of the 1000 procedural blob meshes."""
     return tuple(f'{BLOB_FOLDER}/{i:03d}/{i:03d}.obj' for i in range(BLOB_COUNT))
@@ -187,6 +209,19 @@ class MeshLibrary:
             raise AssetError(f'pybullet_data file {path} is missing')
         return path
 
+    def photo_path(self, name: str) -> Path:
+        """Absolute path of a photo source (an entry of ``PHOTO_SOURCES``)."""
+        if not name.startswith(MATPLOTLIB_PREFIX):
+            return self.resolve(name)
+        try:
+            import matplotlib
+        except ImportError as error:
+            raise AssetError('matplotlib is needed for its sample photographs') from error
+        path = Path(matplotlib.get_data_path()) / 'sample_data' / name[len(MATPLOTLIB_PREFIX):]
+        if not path.is_file():
+            raise AssetError(f'matplotlib sample image {path} is missing')
+        return path
+
     def mesh(self, ref: MeshRef) -> MeshData:
         """The normalised mesh (bounding box centred, largest half-extent 1) of ``ref``."""
         if ref not in self._meshes:
@@ -203,6 +238,8 @@ class MeshLibrary:
         return self._files[ref]
 
     def _load(self, ref: MeshRef) -> MeshData:
+        if ref.source == 'box':
+            return box_mesh()
         if ref.source == 'superquadric':
             e1, e2, a, b, c = ref.superquadric
             return normalize_mesh(superquadric_mesh((e1, e2), (a, b, c), SUPERQUADRIC_SEGMENTS))

@@ -8,7 +8,9 @@ workers or the order of rendering. Shard ``k`` holds sets ``k * S .. (k + 1) * S
 Per view set: sample a scene; build it; for each of the V views sample a camera and render it,
 re-sampling the camera (up to ``max_camera_attempts`` times) while the focus objects cover less
 than ``min_visible_fraction`` of the image; if a view still fails, the whole scene is
-re-sampled (up to ``max_scene_attempts`` times).
+re-sampled (up to ``max_scene_attempts`` times). Each accepted view then gets its photometric
+variation (``photometric.py``: exposure, white balance, gamma, blur, noise) drawn from the same
+generator.
 
 An existing shard whose metadata matches the run (seed, settings, set range) is kept, so an
 interrupted run resumes where it stopped.
@@ -27,7 +29,13 @@ from typing import Callable, Optional, Union
 import numpy as np
 
 from raydiff_ros.data.assets import MeshLibrary
-from raydiff_ros.data.renderer import DEFAULT_FAR, DEFAULT_NEAR, PyBulletRenderer
+from raydiff_ros.data.photometric import PhotometricConfig, apply_photometric, sample_photometric
+from raydiff_ros.data.renderer import (
+    DEFAULT_FAR,
+    DEFAULT_NEAR,
+    PyBulletRenderer,
+    RenderedView,
+)
 from raydiff_ros.data.scene_sampling import SceneConfig, SceneSpec, sample_camera, sample_scene
 from raydiff_ros.data.shards import (
     ShardError,
@@ -58,6 +66,7 @@ class GeneratorConfig:
     image_height: int = 240
     views_per_set: int = 8
     scene: SceneConfig = field(default_factory=SceneConfig)
+    photometric: PhotometricConfig = field(default_factory=PhotometricConfig)
     min_visible_fraction: float = 0.01
     """Fewest pixels (fraction of the image) the focus objects must cover in every view."""
     max_camera_attempts: int = 30
@@ -74,6 +83,10 @@ class GeneratorConfig:
                              f'{MAX_VIEWS_PER_SET}], got {self.views_per_set}')
         if not 0 <= self.scene.object_scene_probability <= 1:
             raise ValueError('object_scene_probability must be in [0, 1]')
+        rig = self.scene.rig_scene
+        for name in ('outward_probability', 'room_probability', 'cluster_probability'):
+            if not 0 <= getattr(rig, name) <= 1:
+                raise ValueError(f'{name} must be in [0, 1]')
         if self.max_camera_attempts < 1 or self.max_scene_attempts < 1:
             raise ValueError('attempt limits must be positive')
 
@@ -103,11 +116,13 @@ def _render_views(rng: np.random.Generator, scene: SceneSpec, config: GeneratorC
     width, height = config.image_width, config.image_height
     min_pixels = config.min_visible_fraction * width * height
     views = []
-    for _ in range(config.views_per_set):
+    for index in range(config.views_per_set):
         for _ in range(config.max_camera_attempts):
-            camera = sample_camera(rng, scene, config.scene, width, height)
+            camera = sample_camera(rng, scene, config.scene, width, height, index)
             view = renderer.render(camera, width, height)
             if np.isin(view.labels, scene.bbox_labels).sum() >= min_pixels:
+                params = sample_photometric(rng, config.photometric)
+                view = RenderedView(rgb=apply_photometric(view.rgb, params), labels=view.labels)
                 views.append((camera, view))
                 break
         else:

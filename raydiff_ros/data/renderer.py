@@ -27,7 +27,7 @@ from raydiff_ros.data.scene_sampling import (
     SceneSpec,
     TextureSpec,
 )
-from raydiff_ros.data.textures import procedural_texture
+from raydiff_ros.data.textures import photo_texture, procedural_texture
 
 BACKGROUND_LABEL = 0
 NO_SURFACE = -1
@@ -94,6 +94,7 @@ class PyBulletRenderer:
         self.near, self.far = near, far
         self._client = self._p.connect(self._p.DIRECT)
         self._textures: dict[Path, int] = {}
+        self._photos: dict[str, np.ndarray] = {}
         self._body_labels: dict[int, int] = {}
         self._scene: Optional[SceneSpec] = None
         self._room_counter = 0
@@ -115,11 +116,24 @@ class PyBulletRenderer:
     def _texture_path(self, texture: TextureSpec) -> Path:
         if texture.kind == 'image':
             return self.library.resolve(texture.name)
+        if texture.kind == 'photo':
+            stem = ''.join(c if c.isalnum() else '_' for c in texture.name)
+            path = self.work_dir / f'tex_photo_{stem}_{texture.seed}_{self.texture_size}.png'
+            if not path.is_file():
+                Image.fromarray(photo_texture(self._photo(texture.name), texture.seed,
+                                              self.texture_size)).save(path)
+            return path
         path = self.work_dir / f'tex_{texture.kind}_{texture.seed}_{self.texture_size}.png'
         if not path.is_file():
             Image.fromarray(procedural_texture(texture.kind, texture.seed, self.texture_size)
                             ).save(path)
         return path
+
+    def _photo(self, name: str) -> np.ndarray:
+        if name not in self._photos:
+            with Image.open(self.library.photo_path(name)) as image:
+                self._photos[name] = np.asarray(image.convert('RGB'))
+        return self._photos[name]
 
     def _texture_id(self, texture: TextureSpec) -> int:
         path = self._texture_path(texture)

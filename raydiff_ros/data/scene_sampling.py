@@ -11,7 +11,10 @@ Two scene types:
 ``rig`` (robot-like)
     Several objects scattered on a floor or a table; a rig of 2-8 cameras with overlapping
     views of the workspace, either surrounding it (wide baselines) or clustered on a compact
-    mount (small baselines). Each camera has its own field of view. Crops cover the whole image.
+    mount (small baselines), optionally inside a room (four walls, furniture boxes). Or an
+    *outward* rig: cameras on a small horizontal ring looking outwards into a furnished room,
+    neighbouring cameras overlapping by a fraction of their field of view. Each camera has its
+    own field of view. Crops cover the whole image.
 
 Units are arbitrary (the training normalisation removes scale): the main object of an object
 scene has a largest half-extent of about 0.5; rig objects are smaller.
@@ -23,6 +26,8 @@ from typing import Optional, Union
 import numpy as np
 
 from raydiff_ros.data.assets import (
+    BOX_MESH,
+    PHOTO_SOURCES,
     PLAIN_MESHES,
     TEXTURE_IMAGES,
     TEXTURED_OBJECTS,
@@ -39,6 +44,8 @@ from raydiff_ros.data.textures import TEXTURE_KINDS
 from raydiff_ros.geometry.transforms import axis_angle_rotations
 
 SCENE_TYPES = ('object', 'rig')
+RIG_LAYOUTS = ('surround', 'cluster', 'outward')
+TEXTURE_SOURCES = ('procedural', 'image', 'photo')
 WHITE = (1.0, 1.0, 1.0, 1.0)
 MAX_SEED = 2**31 - 1
 MAX_PLACEMENT_TRIES = 50
@@ -110,6 +117,36 @@ class RigSceneConfig:
     cluster_radius: tuple = (0.05, 0.35)
     surround_sector_deg: tuple = (60.0, 360.0)
     roll_std_deg: float = 3.0
+    outward_probability: float = 0.5
+    """Probability of an outward-looking ring rig in a furnished room (else inward cameras)."""
+    room_probability: float = 0.5
+    """Probability that an inward rig scene is a furnished room (four walls, furniture)."""
+    room_wall_distance: tuple = (1.15, 1.6)
+    """Inward rooms: wall distance from the centre, times the largest camera distance."""
+    room_half_size: tuple = (1.5, 3.0)
+    """Outward rooms: wall distance from the room centre."""
+    room_wall_height: tuple = (2.0, 3.0)
+    furniture: tuple = (3, 8)
+    """Number of furniture boxes standing against the walls of a room."""
+    furniture_half_sizes: tuple = (
+        ('table', (0.3, 0.7), (0.25, 0.45), (0.35, 0.45)),
+        ('shelf', (0.3, 0.6), (0.12, 0.2), (0.5, 1.0)),
+        ('cabinet', (0.25, 0.5), (0.2, 0.3), (0.25, 0.5)),
+    )
+    """Per kind: half sizes (along the wall, depth, height) of a furniture box."""
+    outward_ring_radius: tuple = (0.05, 0.3)
+    """Radius of the ring of outward cameras (their centres lie on it)."""
+    outward_overlap: tuple = (0.2, 0.7)
+    """Overlap of neighbouring outward cameras, fraction of the horizontal field of view."""
+    outward_pitch_deg: tuple = (-30.0, 5.0)
+    """Pitch of the outward rig (negative looks down)."""
+    outward_jitter_deg: float = 4.0
+    """Std of the per-camera yaw, pitch and roll jitter of an outward rig."""
+    outward_mount_offset: float = 0.3
+    """The mount stands within this fraction of the room half size of the room centre."""
+    outward_clearance: float = 0.3
+    """Clutter keeps this distance from the ring of outward cameras."""
+    outward_vertical_fov_deg: tuple = (40.0, 75.0)
 
 
 @dataclass(frozen=True)
@@ -117,8 +154,9 @@ class AppearanceConfig:
     """Textures, lighting and background."""
 
     texture_size: int = 128
-    image_texture_probability: float = 0.3
-    """Probability that a surface uses a pybullet_data image instead of a procedural texture."""
+    texture_source_weights: tuple = (('procedural', 0.35), ('image', 0.15), ('photo', 0.5))
+    """Relative weights of a surface texture's source: procedural, a whole pybullet_data image,
+    or a photo texture (random crop, rotation and colour jitter of ``PHOTO_SOURCES``)."""
     own_texture_probability: float = 0.7
     """Probability that a textured object keeps its own texture image."""
     tint_probability: float = 0.3
@@ -150,7 +188,7 @@ class AppearanceConfig:
 class SceneConfig:
     """What scenes look like (everything except image size and views per set)."""
 
-    object_scene_probability: float = 0.5
+    object_scene_probability: float = 0.45
     object_scene: ObjectSceneConfig = field(default_factory=ObjectSceneConfig)
     rig_scene: RigSceneConfig = field(default_factory=RigSceneConfig)
     appearance: AppearanceConfig = field(default_factory=AppearanceConfig)
@@ -158,8 +196,9 @@ class SceneConfig:
 
 @dataclass(frozen=True)
 class TextureSpec:
-    """A surface texture: a pybullet_data image (``kind='image'``, ``name`` = relative path) or
-    a procedural one (``kind`` in ``TEXTURE_KINDS``, drawn from ``seed``)."""
+    """A surface texture: a pybullet_data image (``kind='image'``, ``name`` = relative path), a
+    photo texture (``kind='photo'``, ``name`` in ``PHOTO_SOURCES``, crop and colours drawn from
+    ``seed``) or a procedural one (``kind`` in ``TEXTURE_KINDS``, drawn from ``seed``)."""
 
     kind: str
     name: str = ''
@@ -241,16 +280,28 @@ class OrbitLayout:
 
 @dataclass(frozen=True)
 class RigLayout:
-    """Cameras of a rig scene: look at points of the workspace box from a surround or a
-    cluster layout."""
+    """Cameras of a rig scene.
 
-    cluster: bool
+    ``kind`` ``surround`` / ``cluster``: look at points of the workspace box from a sector
+    around it or from a ball of ``cluster_radius`` around ``rig_center``. ``outward``: camera
+    ``k`` sits on the horizontal ring of radius ``cluster_radius`` around ``rig_center`` at yaw
+    ``sector_start + k * (1 - overlap) * hfov`` and looks outwards (that yaw, ``pitch_deg``).
+    """
+
+    kind: str
     workspace_min: np.ndarray
     workspace_max: np.ndarray
     rig_center: np.ndarray
     cluster_radius: float
     sector_start: float
     sector_width: float
+    vertical_fov_deg: float = 0.0
+    overlap: float = 0.0
+    pitch_deg: float = 0.0
+
+    @property
+    def cluster(self) -> bool:
+        return self.kind == 'cluster'
 
 
 CameraLayout = Union[OrbitLayout, RigLayout]
@@ -271,6 +322,8 @@ class SceneSpec:
     def to_dict(self) -> dict:
         return {
             'scene_type': self.scene_type,
+            'layout': self.layout.kind if isinstance(self.layout, RigLayout) else 'orbit',
+            'furniture': sum(o.mesh.source == 'box' for o in self.objects),
             'objects': [o.to_dict() for o in self.objects],
             'floor_texture': self.room.floor_texture.to_dict(),
             'walls': self.room.wall_distance is not None,
@@ -294,11 +347,22 @@ class CameraSpec:
 
 
 def sample_texture(rng: np.random.Generator, appearance: AppearanceConfig) -> TextureSpec:
-    """A random texture: a pybullet_data image or a procedural kind with its own seed."""
-    if rng.uniform() < appearance.image_texture_probability:
+    """A random texture: a pybullet_data image, a photo texture or a procedural kind (the last
+    two with their own seed), weighted by ``appearance.texture_source_weights``."""
+    source = _weighted_choice(rng, appearance.texture_source_weights)
+    if source == 'image':
         return TextureSpec('image', TEXTURE_IMAGES[int(rng.integers(len(TEXTURE_IMAGES)))])
+    if source == 'photo':
+        return TextureSpec('photo', PHOTO_SOURCES[int(rng.integers(len(PHOTO_SOURCES)))],
+                           seed=int(rng.integers(MAX_SEED)))
     kinds = sorted(TEXTURE_KINDS)
     return TextureSpec(kinds[int(rng.integers(len(kinds)))], seed=int(rng.integers(MAX_SEED)))
+
+
+def _weighted_choice(rng: np.random.Generator, weighted: tuple) -> str:
+    names = [name for name, _ in weighted]
+    weights = np.array([weight for _, weight in weighted], dtype=float)
+    return names[int(rng.choice(len(names), p=weights / weights.sum()))]
 
 
 def sample_tint(rng: np.random.Generator, appearance: AppearanceConfig) -> tuple:
@@ -391,6 +455,23 @@ def sample_object(
     return spec, radius
 
 
+def _room_spec(
+    rng: np.random.Generator, appearance: AppearanceConfig, floor_half: float,
+    wall_distance: Optional[float], wall_height: float, table: Optional[ObjectSpec] = None,
+) -> RoomSpec:
+    return RoomSpec(
+        floor_half_size=float(floor_half),
+        floor_texture=sample_texture(rng, appearance),
+        floor_repeats=float(rng.uniform(*_pair(appearance.floor_repeats))),
+        floor_rgba=sample_tint(rng, appearance),
+        wall_distance=None if wall_distance is None else float(wall_distance),
+        wall_height=float(wall_height),
+        wall_texture=sample_texture(rng, appearance),
+        wall_repeats=float(rng.uniform(*_pair(appearance.floor_repeats))),
+        table=table,
+    )
+
+
 def sample_room(
     rng: np.random.Generator, appearance: AppearanceConfig, extent: float,
     table: Optional[ObjectSpec] = None,
@@ -399,18 +480,37 @@ def sample_room(
     walls = rng.uniform() < appearance.wall_probability
     wall_distance = float(extent * rng.uniform(*_pair(appearance.wall_distance))) if walls \
         else None
-    floor_half = float(extent * appearance.floor_extent)
-    return RoomSpec(
-        floor_half_size=floor_half,
-        floor_texture=sample_texture(rng, appearance),
-        floor_repeats=float(rng.uniform(*_pair(appearance.floor_repeats))),
-        floor_rgba=sample_tint(rng, appearance),
-        wall_distance=wall_distance,
-        wall_height=float(extent * rng.uniform(*_pair(appearance.wall_height))),
-        wall_texture=sample_texture(rng, appearance),
-        wall_repeats=float(rng.uniform(*_pair(appearance.floor_repeats))),
-        table=table,
-    )
+    wall_height = float(extent * rng.uniform(*_pair(appearance.wall_height)))
+    return _room_spec(rng, appearance, extent * appearance.floor_extent, wall_distance,
+                      wall_height, table)
+
+
+def sample_furniture(
+    rng: np.random.Generator, appearance: AppearanceConfig, config: RigSceneConfig,
+    wall_distance: float, first_label: int,
+) -> list[ObjectSpec]:
+    """Furniture boxes (tables, shelves, cabinets) standing on the floor against the four walls
+    of a room with walls at ``|x| = |y| = wall_distance``; labels from ``first_label`` on."""
+    furniture = []
+    kinds = config.furniture_half_sizes
+    count = int(rng.integers(config.furniture[0], config.furniture[1] + 1))
+    for k in range(count):
+        _, width, depth, height = kinds[int(rng.integers(len(kinds)))]
+        half = np.array([rng.uniform(*_pair(width)), rng.uniform(*_pair(depth)),
+                         rng.uniform(*_pair(height))])
+        half[0] = min(half[0], 0.45 * wall_distance)
+        side = int(rng.integers(4))
+        normal_angle = side * np.pi / 2  # outward normal of the wall
+        along = rng.uniform(-1, 1) * (wall_distance - half[0] - half[1])
+        normal = np.array([np.cos(normal_angle), np.sin(normal_angle)])
+        tangent = np.array([-normal[1], normal[0]])
+        xy = normal * (wall_distance - half[1] - 0.01) + tangent * along
+        rotation = axis_angle_rotations(WORLD_UP, normal_angle + np.pi / 2)  # x along the wall
+        furniture.append(ObjectSpec(
+            mesh=MeshRef('box', BOX_MESH), texture=sample_texture(rng, appearance),
+            rgba=sample_tint(rng, appearance), scale=half, rotation=rotation,
+            position=np.array([xy[0], xy[1], half[2]]), label=first_label + k))
+    return furniture
 
 
 # ---------------------------------------------------------------------------------------------
@@ -458,11 +558,67 @@ def _scatter(rng: np.random.Generator, half: np.ndarray, placed: list, radius: f
     return None
 
 
+def _scatter_objects(
+    rng: np.random.Generator, library: MeshLibrary, config: SceneConfig, half: np.ndarray,
+    placed: list, floor_height: float = 0.0,
+) -> list[ObjectSpec]:
+    """3-8 (``rig_scene.objects``) clutter objects scattered over ``[-half, half]`` away from
+    the ``placed`` (point, radius) pairs; labels 1, 2, ..."""
+    cfg, appearance = config.rig_scene, config.appearance
+    objects = []
+    for _ in range(int(rng.integers(cfg.objects[0], cfg.objects[1] + 1))):
+        size = rng.uniform(*_pair(cfg.object_half_size))
+        xy = _scatter(rng, half, placed, size, cfg.min_object_gap)
+        if xy is None:
+            continue
+        spec, radius = sample_object(rng, library, appearance, size, cfg.stretch, xy,
+                                     label=len(objects) + 1, floor_height=floor_height)
+        placed.append((xy, radius))
+        objects.append(spec)
+    return objects
+
+
+def sample_outward_rig_scene(
+    rng: np.random.Generator, library: MeshLibrary, config: SceneConfig
+) -> SceneSpec:
+    """A furnished room (four walls, furniture boxes, clutter on the floor) seen by a ring of
+    cameras looking outwards from a compact mount. Focus: clutter and furniture (the walls and
+    floor are not focus, so every view must show furniture or clutter)."""
+    cfg, appearance = config.rig_scene, config.appearance
+    room_half = float(rng.uniform(*_pair(cfg.room_half_size)))
+    mount_xy = rng.uniform(-1, 1, 2) * cfg.outward_mount_offset * room_half
+    ring_radius = float(rng.uniform(*_pair(cfg.outward_ring_radius)))
+    height = float(rng.uniform(*_pair(cfg.camera_height)))
+    placed = [(mount_xy, ring_radius + cfg.outward_clearance)]
+    inner = np.full(2, 0.85 * room_half)
+    objects = _scatter_objects(rng, library, config, inner, placed)
+    objects += sample_furniture(rng, appearance, cfg, room_half, len(objects) + 1)
+    wall_height = float(rng.uniform(*_pair(cfg.room_wall_height)))
+    layout = RigLayout(
+        kind='outward', workspace_min=np.array([-room_half, -room_half, 0.0]),
+        workspace_max=np.array([room_half, room_half, wall_height]),
+        rig_center=np.array([mount_xy[0], mount_xy[1], height]), cluster_radius=ring_radius,
+        sector_start=float(rng.uniform(0, 2 * np.pi)), sector_width=2 * np.pi,
+        vertical_fov_deg=float(rng.uniform(*_pair(cfg.outward_vertical_fov_deg))),
+        overlap=float(rng.uniform(*_pair(cfg.outward_overlap))),
+        pitch_deg=float(rng.uniform(*_pair(cfg.outward_pitch_deg))),
+    )
+    room = _room_spec(rng, appearance, 1.2 * room_half, room_half, wall_height)
+    return SceneSpec(scene_type='rig', objects=tuple(objects), room=room,
+                     light=sample_light(rng, appearance), layout=layout,
+                     bbox_labels=tuple(o.label for o in objects))
+
+
 def sample_rig_scene(
     rng: np.random.Generator, library: MeshLibrary, config: SceneConfig
 ) -> SceneSpec:
-    """A robot-like scene (see the module docstring)."""
+    """A robot-like scene (see the module docstring): outward with probability
+    ``rig_scene.outward_probability``, else inward cameras on a workspace, in a furnished room
+    with probability ``rig_scene.room_probability``."""
     cfg, appearance = config.rig_scene, config.appearance
+    if rng.uniform() < cfg.outward_probability:
+        return sample_outward_rig_scene(rng, library, config)
+    in_room = bool(rng.uniform() < cfg.room_probability)
     half = rng.uniform(*_pair(cfg.workspace_half_size), 2)
     floor_height, table = 0.0, None
     if rng.uniform() < cfg.table_probability:
@@ -473,19 +629,9 @@ def sample_rig_scene(
             mesh=MeshRef('textured', 'jenga/jenga.obj'), texture=sample_texture(rng, appearance),
             rgba=sample_tint(rng, appearance), scale=table_scale, rotation=np.eye(3),
             position=np.array([0.0, 0.0, floor_height / 2]), label=0)
-    objects, placed = [], []
-    count = int(rng.integers(cfg.objects[0], cfg.objects[1] + 1))
-    top = floor_height
-    for _ in range(count):
-        size = rng.uniform(*_pair(cfg.object_half_size))
-        xy = _scatter(rng, half, placed, size, cfg.min_object_gap)
-        if xy is None:
-            continue
-        spec, radius = sample_object(rng, library, appearance, size, cfg.stretch, xy,
-                                     label=len(objects) + 1, floor_height=floor_height)
-        placed.append((xy, radius))
-        objects.append(spec)
-        top = max(top, spec.position[2] + radius)
+    objects = _scatter_objects(rng, library, config, half, [], floor_height)
+    top = max([floor_height] + [o.position[2] + np.linalg.norm(
+        library.mesh(o.mesh).vertices * o.scale, axis=1).max() for o in objects])
     workspace_min = np.array([-half[0], -half[1], floor_height])
     workspace_max = np.array([half[0], half[1], max(top, floor_height + cfg.min_camera_height)])
     cluster = bool(rng.uniform() < cfg.cluster_probability)
@@ -494,16 +640,24 @@ def sample_rig_scene(
     rig_center = np.array([rig_distance * np.cos(rig_azimuth), rig_distance * np.sin(rig_azimuth),
                            floor_height + rng.uniform(*_pair(cfg.camera_height))])
     layout = RigLayout(
-        cluster=cluster, workspace_min=workspace_min, workspace_max=workspace_max,
-        rig_center=rig_center, cluster_radius=float(rng.uniform(*_pair(cfg.cluster_radius))),
+        kind='cluster' if cluster else 'surround', workspace_min=workspace_min,
+        workspace_max=workspace_max, rig_center=rig_center,
+        cluster_radius=float(rng.uniform(*_pair(cfg.cluster_radius))),
         sector_start=float(rng.uniform(0, 2 * np.pi)),
         sector_width=float(np.radians(rng.uniform(*_pair(cfg.surround_sector_deg)))),
     )
     extent = cfg.camera_distance[1] + float(half.max())
+    focus = tuple(o.label for o in objects)
+    if in_room:
+        wall_distance = extent * float(rng.uniform(*_pair(cfg.room_wall_distance)))
+        objects += sample_furniture(rng, appearance, cfg, wall_distance, len(objects) + 1)
+        room = _room_spec(rng, appearance, 1.2 * wall_distance, wall_distance,
+                          float(rng.uniform(*_pair(cfg.room_wall_height))), table)
+    else:
+        room = sample_room(rng, appearance, extent, table)
     return SceneSpec(
-        scene_type='rig', objects=tuple(objects),
-        room=sample_room(rng, appearance, extent, table), light=sample_light(rng, appearance),
-        layout=layout, bbox_labels=tuple(o.label for o in objects),
+        scene_type='rig', objects=tuple(objects), room=room,
+        light=sample_light(rng, appearance), layout=layout, bbox_labels=focus,
     )
 
 
@@ -546,10 +700,39 @@ def sample_orbit_camera(
     return CameraSpec(K=K, R=R, t=-R @ center)
 
 
+def sample_outward_camera(
+    rng: np.random.Generator, layout: RigLayout, config: RigSceneConfig, width: int, height: int,
+    view_index: int,
+) -> CameraSpec:
+    """Camera ``view_index`` of an outward ring rig (see :class:`RigLayout`): its centre on the
+    ring (radius ``layout.cluster_radius`` around ``rig_center``, horizontal), its optical axis
+    outwards at the ring yaw, both jittered by ``config.outward_jitter_deg``; neighbouring
+    cameras overlap by ``layout.overlap`` of the horizontal field of view."""
+    K = intrinsics_from_vertical_fov(layout.vertical_fov_deg, width, height,
+                                     _principal_offset(rng, config.principal_jitter, width,
+                                                       height))
+    hfov = 2 * np.arctan(width / 2 / K[0, 0])
+    jitter = np.radians(config.outward_jitter_deg)
+    yaw = layout.sector_start + view_index * (1 - layout.overlap) * hfov
+    yaw_position = yaw + rng.normal(0, jitter)
+    yaw_axis = yaw + rng.normal(0, jitter)
+    pitch = np.radians(layout.pitch_deg) + rng.normal(0, jitter)
+    center = layout.rig_center + layout.cluster_radius * np.array(
+        [np.cos(yaw_position), np.sin(yaw_position), 0.0])
+    direction = np.array([np.cos(pitch) * np.cos(yaw_axis), np.cos(pitch) * np.sin(yaw_axis),
+                          np.sin(pitch)])
+    R = look_at_rotation(center, center + direction, rng.normal(0, jitter))
+    return CameraSpec(K=K, R=R, t=-R @ center)
+
+
 def sample_rig_camera(
     rng: np.random.Generator, layout: RigLayout, config: RigSceneConfig, width: int, height: int,
+    view_index: int = 0,
 ) -> CameraSpec:
-    """A camera of a rig scene, looking at a random point of the workspace."""
+    """A camera of a rig scene: inward ones look at a random point of the workspace; outward
+    ones follow :func:`sample_outward_camera`."""
+    if layout.kind == 'outward':
+        return sample_outward_camera(rng, layout, config, width, height, view_index)
     fov = float(rng.uniform(*_pair(config.vertical_fov_deg)))
     K = intrinsics_from_vertical_fov(fov, width, height,
                                      _principal_offset(rng, config.principal_jitter, width,
@@ -572,9 +755,11 @@ def sample_rig_camera(
 
 
 def sample_camera(
-    rng: np.random.Generator, scene: SceneSpec, config: SceneConfig, width: int, height: int
+    rng: np.random.Generator, scene: SceneSpec, config: SceneConfig, width: int, height: int,
+    view_index: int = 0,
 ) -> CameraSpec:
-    """A camera for ``scene`` (dispatches on its layout)."""
+    """Camera ``view_index`` of a view set of ``scene`` (dispatches on its layout; only outward
+    rigs use the index)."""
     if isinstance(scene.layout, OrbitLayout):
         return sample_orbit_camera(rng, scene.layout, config.object_scene, width, height)
-    return sample_rig_camera(rng, scene.layout, config.rig_scene, width, height)
+    return sample_rig_camera(rng, scene.layout, config.rig_scene, width, height, view_index)

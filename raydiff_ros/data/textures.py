@@ -179,3 +179,54 @@ def procedural_texture(kind: str, seed: int, size: int) -> np.ndarray:
     if size < 2:
         raise ValueError(f'texture size must be at least 2, got {size}')
     return TEXTURE_KINDS[kind](np.random.default_rng(seed), size)
+
+
+PHOTO_CROP = (0.2, 1.0)
+"""Side of the square crop of a photo texture, fraction of the source's shorter side."""
+PHOTO_GAIN = (0.6, 1.3)
+"""Brightness factor of a photo texture."""
+PHOTO_CHANNEL_GAIN = (0.8, 1.2)
+"""Independent factor of each RGB channel of a photo texture."""
+PHOTO_SATURATION = (0.4, 1.3)
+"""Saturation factor of a photo texture (1 keeps the colours, 0 is grey)."""
+PHOTO_GRAYSCALE_PROBABILITY = 0.1
+
+
+def photo_texture(source: np.ndarray, seed: int, size: int) -> np.ndarray:
+    """A square texture (S, S, 3) uint8 cut from a photograph (H, W, 3) uint8.
+
+    A random square crop (``PHOTO_CROP`` of the shorter side) at a random rotation (any angle;
+    the crop stays inside the rotated image), a random mirror, resized to ``size``, then colour
+    jitter: brightness, per-channel gain, saturation, sometimes grey. Deterministic per seed.
+    """
+    if size < 2:
+        raise ValueError(f'texture size must be at least 2, got {size}')
+    source = np.asarray(source)
+    if source.ndim != 3 or source.shape[2] != 3 or source.dtype != np.uint8:
+        raise ValueError(f'source must be (H, W, 3) uint8, got {source.shape} {source.dtype}')
+    rng = np.random.default_rng(seed)
+    height, width = source.shape[:2]
+    side = min(height, width) * rng.uniform(*PHOTO_CROP)
+    angle = rng.uniform(0, 360)
+    # the rotated square must fit: its half-diagonal extent along x and y
+    theta = np.radians(angle)
+    reach = side / 2 * (abs(np.cos(theta)) + abs(np.sin(theta)))
+    reach = min(reach, width / 2, height / 2)
+    side = min(side, 2 * reach / (abs(np.cos(theta)) + abs(np.sin(theta))))
+    cx = rng.uniform(reach, width - reach)
+    cy = rng.uniform(reach, height - reach)
+    scale = size / side
+    matrix = cv2.getRotationMatrix2D((float(cx), float(cy)), float(angle), float(scale))
+    matrix[:, 2] += np.array([size / 2 - cx, size / 2 - cy])
+    crop = cv2.warpAffine(source, matrix, (size, size), flags=cv2.INTER_AREA if scale < 1
+                          else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    if rng.uniform() < 0.5:
+        crop = crop[:, ::-1]
+    image = crop.astype(np.float32)
+    grey = image.mean(axis=2, keepdims=True)
+    saturation = 0.0 if rng.uniform() < PHOTO_GRAYSCALE_PROBABILITY \
+        else rng.uniform(*PHOTO_SATURATION)
+    image = grey + (image - grey) * np.float32(saturation)
+    image *= np.float32(rng.uniform(*PHOTO_GAIN)) * rng.uniform(*PHOTO_CHANNEL_GAIN, 3
+                                                               ).astype(np.float32)
+    return _to_uint8(image / UINT8_MAX)

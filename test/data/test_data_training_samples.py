@@ -77,7 +77,9 @@ def test_cameras_are_normalised_and_equal_the_stored_ones_up_to_a_similarity(dat
     rng = np.random.default_rng(np.random.SeedSequence([99, 1]))
     views = rng.permutation(record.num_views)[:3]
     errors = relative_rotation_errors_deg(R, record.R[views])
-    assert errors.max() < 1e-3
+    # samples hold float32 rotations and the error is an arccos near 1: its resolution is
+    # about sqrt(2 * 2**-24) rad = 0.02 deg, so a tighter bound depends on the data drawn
+    assert errors.max() < 0.05
 
 
 def test_samples_are_reproducible_and_seed_dependent(dataset):

@@ -41,14 +41,15 @@ def test_default_model_beats_chance_on_rendered_rig_view_sets(tmp_path):
     sets (measured with the shipped model: 30.4 deg against 120.3 deg)."""
     pytest.importorskip('pybullet', reason='pybullet renders the test view sets')
     from raydiff_ros.data.generate import GeneratorConfig, generate_dataset
-    from raydiff_ros.data.scene_sampling import SceneConfig
+    from raydiff_ros.data.scene_sampling import RigSceneConfig, SceneConfig
     from raydiff_ros.data.shards import read_view_set
     from raydiff_ros.data.training_samples import shard_files
     from raydiff_ros.estimation import EstimatorOptions, ViewSetInput, create_estimator
     from raydiff_ros.geometry.metrics import relative_rotation_errors_deg
     from raydiff_ros.geometry.transforms import random_rotations
     config = GeneratorConfig(image_width=160, image_height=120, views_per_set=4,
-                             scene=SceneConfig(object_scene_probability=0.0))
+                             scene=SceneConfig(object_scene_probability=0.0,
+                                              rig_scene=RigSceneConfig(outward_probability=0.0)))
     generate_dataset(tmp_path, RIG_TEST_SETS, 1234, config, sets_per_shard=RIG_TEST_SETS)
     estimator = create_estimator('ray_diffusion',
                                  EstimatorOptions(model_dir=REPO_MODELS / 'default'))
