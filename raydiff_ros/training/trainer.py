@@ -433,7 +433,10 @@ class Trainer:
                 losses.append(last_loss)
                 self.iteration += 1
                 bar.update()
-                if main and (self.iteration % cfg.log_interval == 0 or self.iteration == total):
+                if not main:  # rank 0 alone logs, validates and saves
+                    losses.clear()
+                    continue
+                if self.iteration % cfg.log_interval == 0 or self.iteration == total:
                     seconds = time.perf_counter() - interval_start
                     record = {'iteration': self.iteration, 'loss': float(np.mean(losses)),
                               'lr': self.scheduler.get_last_lr()[0], 'seconds': seconds}
@@ -441,8 +444,6 @@ class Trainer:
                     self.log(f'[{self.iteration}/{total}] loss {record["loss"]:.4f} '
                              f'({seconds / len(losses):.2f} s/it)')
                     losses, interval_start = [], time.perf_counter()
-                if not main:
-                    continue
                 if self.iteration % cfg.validation.interval == 0 or self.iteration == total:
                     self._validate_and_plot()
                 if self.iteration % cfg.checkpoint_interval == 0 or self.iteration == total:
