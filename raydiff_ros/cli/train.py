@@ -6,12 +6,16 @@ Examples::
         --out build/synthetic/tiny
     raydiff-train config/train/tiny_cpu.yaml
     raydiff-train config/train/tiny_cpu.yaml --resume --iterations 400
+    torchrun --nproc_per_node 2 -m raydiff_ros.cli.train config/train/tiny_cpu.yaml
 
 The configuration format is documented in :mod:`raydiff_ros.training.config`. Fine-tuning an
 imported official checkpoint is the same command with ``model.init_from`` set to the imported
 model folder. The log lines go to stdout; progress bars of the feature caching and of the
 iterations go to stderr when it is a terminal. Exit codes: 0 success, 2 bad arguments or
 configuration, 1 a training error.
+
+Launched by ``torchrun``, the same command trains data-parallel
+(:mod:`raydiff_ros.training.distributed`): ``batch_size`` per process, rank 0 logs and writes.
 """
 
 import argparse
@@ -32,8 +36,9 @@ from raydiff_ros.cli.common import (
 from raydiff_ros.data.shards import ShardError
 from raydiff_ros.model.checkpoint import CheckpointError
 from raydiff_ros.model.config import ConfigError
+from raydiff_ros.training import distributed
 from raydiff_ros.training.checkpointing import TrainingCheckpointError
-from raydiff_ros.training.config import TrainConfigError, load_train_config
+from raydiff_ros.training.config import TrainConfig, TrainConfigError, load_train_config
 from raydiff_ros.training.trainer import Trainer, TrainingError
 
 PROGRAM_NAME = 'raydiff-train'
@@ -72,7 +77,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (TrainConfigError, ConfigError) as error:
         return report_error(PROGRAM_NAME, error, EXIT_USAGE)
     try:
-        trainer = Trainer(config, resume=args.resume, log=echo, progress=progress_bar)
+        return _train(config, args.resume)
+    finally:
+        distributed.shutdown()  # under torchrun: leave the process group the trainer joined
+
+
+def _train(config: TrainConfig, resume: bool) -> int:
+    try:
+        trainer = Trainer(config, resume=resume, log=echo, progress=progress_bar)
     except (ShardError, CheckpointError, TrainingCheckpointError, TrainingError,
             ValueError) as error:  # a setup problem: data, weights, output folder, values
         return report_error(PROGRAM_NAME, error, EXIT_USAGE)
@@ -80,8 +92,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         result = trainer.run()
     except TrainingError as error:
         return report_error(PROGRAM_NAME, error, EXIT_FAILURE)
-    print(f'done: {result.iteration} iterations, last loss {result.last_loss:.4f}, '
-          f'checkpoint {result.checkpoint}, curves {result.curves}')
+    if trainer.dist.is_main:
+        print(f'done: {result.iteration} iterations, last loss {result.last_loss:.4f}, '
+              f'checkpoint {result.checkpoint}, curves {result.curves}')
     return EXIT_OK
 
 

@@ -17,6 +17,12 @@ exactly as an uninterrupted one would (up to nondeterminism of the kernels). Eve
 ``validation.interval`` and at the end, validation runs (:mod:`.validation`) and the curves are
 redrawn; every ``checkpoint_interval`` and at the end, a checkpoint is saved
 (:mod:`.checkpointing`).
+
+Under ``torchrun`` (:mod:`.distributed`), each of the K ranks trains on its own batches of
+``batch_size`` (the effective batch is K x ``batch_size``; the learning rate is not rescaled):
+the batch keys and the timesteps/noise add the rank to their seed sequences, the view count N
+is shared, and ``DistributedDataParallel`` averages the gradients, so all ranks keep identical
+weights. Rank 0 alone logs, validates and writes; a single process runs exactly as before.
 """
 
 from dataclasses import dataclass, replace
@@ -27,6 +33,7 @@ from typing import Callable, Optional
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, default_collate
 
 from raydiff_ros.data.training_samples import (
@@ -42,8 +49,10 @@ from raydiff_ros.model.checkpoint import load_state
 from raydiff_ros.model.config import RayDiffusionConfig, preset, with_overrides
 from raydiff_ros.model.network import RayDiffusionModel
 from raydiff_ros.progress import Progress, no_progress
+from raydiff_ros.training import distributed
 from raydiff_ros.training.checkpointing import (
     TrainingState,
+    checkpoint_dir,
     latest_checkpoint,
     load_backbone_weights,
     load_checkpoint_weights,
@@ -105,14 +114,21 @@ def collate_view_sets(samples: list) -> dict:
 
 
 class BatchKeys(torch.utils.data.Sampler):
-    """Batch sampler yielding the dataset keys of iterations ``start .. stop - 1``."""
+    """Batch sampler yielding the dataset keys of iterations ``start .. stop - 1``.
 
-    def __init__(self, num_sets: int, batch_size: int, seed: int, start: int, stop: int) -> None:
+    ``extra_entropy`` (the rank in a data-parallel run, else empty) is appended to the seed
+    sequence so that every rank draws its own batches.
+    """
+
+    def __init__(self, num_sets: int, batch_size: int, seed: int, start: int, stop: int,
+                 extra_entropy: tuple[int, ...] = ()) -> None:
         self.num_sets, self.batch_size, self.seed = num_sets, batch_size, seed
         self.start, self.stop = start, stop
+        self.extra_entropy = tuple(extra_entropy)
 
     def keys(self, iteration: int) -> list[tuple[int, int]]:
-        rng = np.random.default_rng(np.random.SeedSequence([self.seed, KEY_STREAM, iteration]))
+        rng = np.random.default_rng(np.random.SeedSequence(
+            [self.seed, KEY_STREAM, iteration, *self.extra_entropy]))
         indices = rng.integers(self.num_sets, size=self.batch_size)
         seeds = rng.integers(MAX_SAMPLE_SEED, size=self.batch_size)
         return [(int(i), int(s)) for i, s in zip(indices, seeds, strict=True)]
@@ -141,6 +157,23 @@ class TrainResult:
     curves: Path
 
 
+class LossForward(torch.nn.Module):
+    """The model with its loss as ``forward``: what ``DistributedDataParallel`` wraps.
+
+    Every computation of the step (the backbone features included) then runs inside DDP's
+    forward, as DDP requires. ``loss`` is :meth:`Trainer.loss_on_batch`, which uses ``model``.
+    """
+
+    def __init__(self, model: RayDiffusionModel,
+                 loss: Callable[[dict, torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+        super().__init__()
+        self.model = model
+        self.loss = loss
+
+    def forward(self, batch: dict, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        return self.loss(batch, t, noise)
+
+
 class Trainer:
     """Builds model, data and optimizer from a :class:`TrainConfig`; ``run()`` trains.
 
@@ -151,16 +184,25 @@ class Trainer:
         log: called with each log line (default: print).
         progress: hook counting the feature-cache view sets while the cache is built, and the
             training iterations of ``run`` (from the resumed iteration on).
+        context: the data-parallel context (default: from the ``torchrun`` environment; the
+            single process without it). With more than one rank, the process group is joined
+            here (left by :func:`.distributed.shutdown`), and ``log``/``progress`` are used on
+            rank 0 only.
     """
 
     def __init__(self, config: TrainConfig, resume: bool = False,
                  log: Optional[Callable[[str], None]] = None,
-                 progress: Progress = no_progress) -> None:
+                 progress: Progress = no_progress,
+                 context: Optional[distributed.DistContext] = None) -> None:
         self.config = config
+        self.dist = distributed.from_environment() if context is None else context
         self.log = log or (lambda line: print(line, flush=True))
         self.progress = progress
+        if not self.dist.is_main:
+            self.log, self.progress = (lambda line: None), no_progress
         self.output_dir = Path(config.output_dir)
-        self.device = resolve_device(config.device)
+        self.device = distributed.training_device(resolve_device(config.device), self.dist)
+        distributed.init_process_group(self.dist, self.device)
         self.amp_dtype, use_scaler = self._amp_settings()
         self.model_config = build_model_config(config)
         if config.model.train_backbone and not self.model_config.backbone.weights_in_checkpoint:
@@ -180,9 +222,7 @@ class Trainer:
         self.model.to(self.device)
         self._freeze_backbone(not config.model.train_backbone)
         if config.data.feature_cache:
-            self.train_set = CachedFeatureDataset(self.train_set, self.model,
-                                                  Path(config.data.feature_cache), self.device,
-                                                  self.log, progress)
+            self.train_set = self._cached_features(Path(config.data.feature_cache))
         parameters = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(parameters, lr=config.optim.lr,
                                            weight_decay=config.optim.weight_decay)
@@ -192,8 +232,14 @@ class Trainer:
         self.iteration = 0
         if checkpoint is not None:
             self._resume(checkpoint)
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        save_train_config(config, self.output_dir / CONFIG_FILE)
+        self.loss_module: Optional[DistributedDataParallel] = None
+        if self.dist.enabled:  # identical start weights: DDP broadcasts rank 0's
+            self.loss_module = DistributedDataParallel(
+                LossForward(self.model, self.loss_on_batch),
+                device_ids=[self.device.index] if self.device.type == 'cuda' else None)
+        if self.dist.is_main:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            save_train_config(config, self.output_dir / CONFIG_FILE)
 
     # -- setup ------------------------------------------------------------------------------
 
@@ -223,6 +269,17 @@ class Trainer:
             if val_entries else None)
         self.log(f'data: {len(entries)} training view sets, {len(val_entries)} held out')
 
+    def _cached_features(self, path: Path) -> CachedFeatureDataset:
+        """The feature cache; in a data-parallel run rank 0 builds it while the others wait."""
+        if self.dist.is_main:
+            dataset = CachedFeatureDataset(self.train_set, self.model, path, self.device,
+                                           self.log, self.progress)
+        distributed.barrier(self.dist)
+        if not self.dist.is_main:
+            dataset = CachedFeatureDataset(self.train_set, self.model, path, self.device,
+                                           self.log, self.progress)
+        return dataset
+
     def _initialise_weights(self) -> None:
         if self.config.model.init_from:
             load_checkpoint_weights(self.model, self.config.model.init_from)
@@ -249,7 +306,8 @@ class Trainer:
         if state.scaler:
             self.scaler.load_state_dict(state.scaler)
         self.iteration = state.iteration
-        truncate_records(self.output_dir / METRICS_FILE, self.iteration)
+        if self.dist.is_main:
+            truncate_records(self.output_dir / METRICS_FILE, self.iteration)
         self.log(f'resumed from {checkpoint} at iteration {self.iteration}')
 
     # -- one step ---------------------------------------------------------------------------
@@ -280,16 +338,24 @@ class Trainer:
                             noise.to(self.device), self.regression)
 
     def train_step(self, batch: dict, iteration: int) -> float:
-        """One optimisation step on ``batch`` (already truncated to N views); returns the loss."""
+        """One optimisation step on ``batch`` (already truncated to N views); returns the loss.
+
+        In a data-parallel run the loss returned (and checked) is the mean over the ranks.
+        """
         self.model.train()
         generator = torch.Generator().manual_seed(
-            int(np.random.SeedSequence([self.config.seed, TORCH_STREAM, iteration])
+            int(np.random.SeedSequence([self.config.seed, TORCH_STREAM, iteration,
+                                        *distributed.rank_entropy(self.dist)])
                 .generate_state(1)[0]))
         t = sample_timesteps(self.model.schedule, batch['rays'].shape[0], self.regression,
                              generator, torch.device('cpu'))
         noise = torch.randn(batch['rays'].shape, generator=generator)
-        loss = self.loss_on_batch(batch, t, noise)
-        if not torch.isfinite(loss):
+        if self.loss_module is None:
+            loss = reported = self.loss_on_batch(batch, t, noise)
+        else:
+            loss = self.loss_module(batch, t, noise)
+            reported = distributed.mean_across_ranks(loss.detach(), self.dist)
+        if not torch.isfinite(reported):
             raise TrainingError(f'non-finite loss at iteration {iteration}')
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -301,13 +367,13 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
-        return float(loss.detach())
+        return float(reported.detach())
 
     # -- loop -------------------------------------------------------------------------------
 
     def _loader(self, start: int, stop: int) -> DataLoader:
         keys = BatchKeys(len(self.train_set), self.config.optim.batch_size, self.config.seed,
-                         start, stop)
+                         start, stop, tuple(distributed.rank_entropy(self.dist)))
         workers = self.config.data.num_workers
         return DataLoader(self.train_set, batch_sampler=keys, num_workers=workers,
                           collate_fn=collate_view_sets, persistent_workers=False,
@@ -345,8 +411,17 @@ class Trainer:
         return path
 
     def run(self) -> TrainResult:
-        """Train up to ``optim.iterations`` iterations (from the resumed iteration)."""
+        """Train up to ``optim.iterations`` iterations (from the resumed iteration).
+
+        In a data-parallel run every rank returns once rank 0 has written its last checkpoint.
+        """
+        result = self._run()
+        distributed.barrier(self.dist)  # rank 0's last checkpoint is on disk for everyone
+        return result
+
+    def _run(self) -> TrainResult:
         cfg = self.config
+        main = self.dist.is_main
         total = cfg.optim.iterations
         losses, interval_start, last_loss = [], time.perf_counter(), float('nan')
         checkpoint = None
@@ -358,6 +433,9 @@ class Trainer:
                 losses.append(last_loss)
                 self.iteration += 1
                 bar.update()
+                if not main:  # rank 0 alone logs, validates and saves
+                    losses.clear()
+                    continue
                 if self.iteration % cfg.log_interval == 0 or self.iteration == total:
                     seconds = time.perf_counter() - interval_start
                     record = {'iteration': self.iteration, 'loss': float(np.mean(losses)),
@@ -370,8 +448,10 @@ class Trainer:
                     self._validate_and_plot()
                 if self.iteration % cfg.checkpoint_interval == 0 or self.iteration == total:
                     checkpoint = self.save()
-        if checkpoint is None:
+        if checkpoint is None and main:
             checkpoint = latest_checkpoint(self.output_dir) or self.save()
             self.plot()
+        if checkpoint is None:  # another rank: rank 0 writes the checkpoints
+            checkpoint = checkpoint_dir(self.output_dir, self.iteration)
         return TrainResult(iteration=self.iteration, last_loss=last_loss, checkpoint=checkpoint,
                            curves=self.output_dir / CURVES_FILE)
