@@ -79,7 +79,11 @@ def test_cache_file_is_reused_and_rebuilt_when_stale(training_shards, lite_model
     lines.clear()
     third = CachedFeatureDataset(other, lite_model, path, torch.device('cpu'), lines.append)
     assert any('rebuilding' in line for line in lines)
-    assert len(third) == 2 and torch.equal(third.features, first.features[:2])
+    # Recomputed in other batches: equal up to float16 rounding and thread-count-dependent
+    # accumulation order (bitwise equal on 2 threads, not on 1).
+    assert len(third) == 2
+    torch.testing.assert_close(third.features.float(), first.features[:2].float(),
+                               rtol=1e-2, atol=2e-2)
     # the right key but no cameras (an incomplete or older cache file)
     torch.save({'key': cache_key(images, lite_model), 'features': first.features}, path)
     lines.clear()
