@@ -96,7 +96,7 @@ def test_cache_round_trip_and_model_loading(tmp_path, monkeypatch, converted):
     # Only the blocks the features need run; the features have 3 x 384 channels.
     with torch.no_grad():
         feats = model.features(torch.zeros(1, 2, 3, 224, 224))
-    assert feats.shape == (1, 2, 1152, 16, 16)
+    assert feats.shape == (1, 2, 1152, 8, 8)  # 16 x 16 patches averaged to 8 x 8 rays
 
 
 def test_missing_wheel_is_a_clear_error(monkeypatch):
