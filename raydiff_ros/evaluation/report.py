@@ -3,9 +3,12 @@
 ``results.json`` holds the data summary (``ViewSetSource.describe``), the estimator name and
 refinement, the configuration, the pooled metrics per N (plus the rotation accuracy at each of
 ``REPORTED_ROTATION_THRESHOLDS_DEG`` and the mean estimator and refinement seconds per view
-set) and every view set (scene, indices, per-pair / per-camera errors, seconds).
-``results.md`` holds one table row per N with the accuracies (RayDiffusion rotation and
-camera-centre accuracy, PoseDiffusion RRA, RTA and AUC) and the mean errors.
+set) and every view set (scene, indices, per-pair / per-camera errors, the true angle between
+the views of each unordered pair, seconds). The unordered-pair rotation errors are also broken
+down by that true angle (``ANGLE_BIN_EDGES_DEG``): per N (``per_angle_bin``) and over all N
+(``metrics_per_angle_bin``). ``results.md`` holds one table row per N with the accuracies
+(RayDiffusion rotation and camera-centre accuracy, PoseDiffusion RRA, RTA and AUC) and the
+mean errors, then one row per true-angle bin (all N pooled).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import numpy as np
 
 from raydiff_ros.evaluation.harness import EvaluatedViewSet, EvaluationResult
 from raydiff_ros.evaluation.plotting import PLOT_FILE_NAME, plot_view_set
-from raydiff_ros.geometry.metrics import accuracy
+from raydiff_ros.geometry.metrics import accuracy, per_angle_bin_metrics
 
 JSON_FILE_NAME = 'results.json'
 MARKDOWN_FILE_NAME = 'results.md'
@@ -34,13 +37,24 @@ def _mean_or_none(values: Sequence[Optional[float]]) -> Optional[float]:
     return float(np.mean(present)) if present else None
 
 
+def angle_bin_metrics(records: Sequence[EvaluatedViewSet]) -> dict[str, dict]:
+    """``per_angle_bin_metrics`` of the pooled unordered pairs of ``records`` (at least one),
+    at ``REPORTED_ROTATION_THRESHOLDS_DEG``."""
+    return per_angle_bin_metrics(
+        np.concatenate([r.errors.pair_true_angles_deg for r in records]),
+        np.concatenate([r.errors.pair_rotation_errors_deg for r in records]),
+        REPORTED_ROTATION_THRESHOLDS_DEG,
+    )
+
+
 def per_n_extras(records: Sequence[EvaluatedViewSet]) -> dict[str, Any]:
     """Per-N entries beyond ``PooledMetrics`` for the view sets of one N.
 
     Returns:
         ``rotation_accuracy_at_deg``: {f'{threshold:g}': fraction of the pooled ordered-pair
         rotation errors below it}; ``seconds_per_set``: mean estimator wall time;
-        ``refinement_seconds_per_set``: mean refinement time, None without refinement.
+        ``refinement_seconds_per_set``: mean refinement time, None without refinement;
+        ``per_angle_bin``: ``angle_bin_metrics`` of these view sets.
     """
     rotation_errors = np.concatenate([r.errors.rotation_errors_deg for r in records])
     return {
@@ -50,6 +64,7 @@ def per_n_extras(records: Sequence[EvaluatedViewSet]) -> dict[str, Any]:
         },
         'seconds_per_set': _mean_or_none([r.seconds for r in records]),
         'refinement_seconds_per_set': _mean_or_none([r.refinement_seconds for r in records]),
+        'per_angle_bin': angle_bin_metrics(records),
     }
 
 
@@ -74,6 +89,7 @@ def result_to_json_dict(result: EvaluationResult) -> dict[str, Any]:
             }
             for n, m in result.metrics_per_n.items()
         },
+        'metrics_per_angle_bin': angle_bin_metrics(result.records),
         'view_sets': [
             {
                 'num_views': record.num_views,
@@ -88,6 +104,7 @@ def result_to_json_dict(result: EvaluationResult) -> dict[str, Any]:
                 'pair_rotation_errors_deg': record.errors.pair_rotation_errors_deg.tolist(),
                 'pair_translation_errors_deg': record.errors.pair_translation_errors_deg.tolist(),
                 'unordered_pairs': record.errors.unordered_pairs.tolist(),
+                'pair_true_angles_deg': record.errors.pair_true_angles_deg.tolist(),
                 'camera_center_errors': record.errors.camera_center_errors.tolist(),
             }
             for record in result.records
@@ -128,6 +145,26 @@ def markdown_table(result: EvaluationResult) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def _percent_or_dash(value: Optional[float]) -> str:
+    return '-' if value is None else f'{PERCENT * value:.1f}'
+
+
+def angle_bin_table(result: EvaluationResult) -> str:
+    """One row per true-angle bin (all N pooled): pairs, rotation accuracies, median error."""
+    bins = angle_bin_metrics(result.records)
+    header = ['true angle (°)', 'pairs'] + [
+        f'rot. acc@{threshold:g}° (%)' for threshold in REPORTED_ROTATION_THRESHOLDS_DEG
+    ] + ['median rot. err (°)']
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---:|' * len(header)]
+    for label, entry in bins.items():
+        median = entry['median_rotation_error_deg']
+        row = [label, str(entry['num_pairs'])] + [
+            _percent_or_dash(value) for value in entry['rotation_accuracy_at_deg'].values()
+        ] + ['-' if median is None else f'{median:.2f}']
+        lines.append('| ' + ' | '.join(row) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
 def markdown_report(result: EvaluationResult) -> str:
     """``results.md``: a heading naming data, estimator and settings, then the table."""
     config = result.config
@@ -139,6 +176,8 @@ def markdown_report(result: EvaluationResult) -> str:
         f'{result.source.summary()}, {sets} view sets per N, seed {config.seed}, '
         f'intrinsics {intrinsics}.\n\n'
         + markdown_table(result)
+        + '\nBy the true angle between the two views of a pair (unordered pairs, all N):\n\n'
+        + angle_bin_table(result)
     )
 
 

@@ -74,6 +74,10 @@ AUC_MAX_THRESHOLD_DEG = 30
 MIN_VIEWS = 2
 """Fewest cameras in a view set (one pair)."""
 
+ANGLE_BIN_EDGES_DEG = (0.0, 30.0, 60.0, 90.0, 180.0)
+"""Edges of the true-angle bins of ``per_angle_bin_metrics`` (degrees): [0, 30), [30, 60),
+[60, 90) and [90, 180]; the last bin is closed so that 180 degrees belongs to it."""
+
 
 class MetricInputError(ValueError):
     """Metric inputs have wrong shapes, non-finite values or invalid parameters."""
@@ -200,6 +204,25 @@ def relative_rotations(R: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     R = _as_rotations(R, 'R')
     pairs = _check_pairs(pairs, R.shape[0])
     return R[pairs[:, 0]] @ np.swapaxes(R[pairs[:, 1]], -1, -2)
+
+
+def relative_rotation_angles_deg(R: np.ndarray, pairs: Optional[np.ndarray] = None) -> np.ndarray:
+    """Geodesic angle of each pair's relative rotation ``R_i R_j^T``, degrees.
+
+    How far apart two views look: ``arccos((tr(R_i R_j^T) - 1) / 2)``; it does not depend on
+    the pair's order.
+
+    Args:
+        R: (N, 3, 3) world-to-camera rotations.
+        pairs: (P, 2) index pairs; default: all unordered pairs ``i < j``.
+
+    Returns:
+        (P,) angles in [0, 180] degrees.
+    """
+    R = _as_rotations(R, 'R')
+    if pairs is None:
+        pairs = unordered_pairs(R.shape[0])
+    return rotation_angle_deg(relative_rotations(R, pairs), np.eye(3))
 
 
 def relative_translations(R: np.ndarray, t: np.ndarray, pairs: np.ndarray) -> np.ndarray:
@@ -442,6 +465,8 @@ class ViewSetErrors:
         unordered_pairs: (N (N - 1) / 2, 2) pairs ``i < j`` of the PoseDiffusion errors.
         pair_rotation_errors_deg: (N (N - 1) / 2,) relative rotation errors (RRA).
         pair_translation_errors_deg: (N (N - 1) / 2,) relative translation angles (RTA).
+        pair_true_angles_deg: (N (N - 1) / 2,) true angle between the two views of each
+            unordered pair (``relative_rotation_angles_deg`` of the ground truth).
         camera_center_errors: (N,) aligned centre errors in units of the scene scale.
         alignment: ``gt_T_pred`` similarity of the centres, or None if a set was degenerate.
     """
@@ -451,6 +476,7 @@ class ViewSetErrors:
     unordered_pairs: np.ndarray
     pair_rotation_errors_deg: np.ndarray
     pair_translation_errors_deg: np.ndarray
+    pair_true_angles_deg: np.ndarray
     camera_center_errors: np.ndarray
     alignment: Optional[Similarity]
 
@@ -500,6 +526,7 @@ def evaluate_view_set(
         pair_translation_errors_deg=relative_translation_errors_deg(
             pred_R, pred_t, gt_R, gt_t, unordered
         ),
+        pair_true_angles_deg=relative_rotation_angles_deg(gt_R, unordered),
         camera_center_errors=center_errors,
         alignment=alignment,
     )
@@ -595,3 +622,74 @@ def pool_view_set_errors(
         median_translation_angle_error_deg=float(np.median(pair_translation)),
         thresholds=thresholds,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Breakdown by the true angle between the views of a pair
+
+
+def angle_bin_labels(edges: Sequence[float] = ANGLE_BIN_EDGES_DEG) -> list[str]:
+    """Labels ``'0-30'``, ``'30-60'``, ... of the bins between consecutive ``edges``."""
+    return [f'{low:g}-{high:g}' for low, high in zip(edges[:-1], edges[1:], strict=True)]
+
+
+def angle_bin_indices(
+    angles_deg: np.ndarray, edges: Sequence[float] = ANGLE_BIN_EDGES_DEG
+) -> np.ndarray:
+    """Bin of each angle: ``k`` with ``edges[k] <= angle < edges[k + 1]`` (last bin closed).
+
+    Args:
+        angles_deg: (P,) angles in [edges[0], edges[-1]] degrees.
+        edges: increasing bin edges (B + 1,).
+
+    Returns:
+        (P,) int bin indices in [0, B).
+    """
+    angles_deg = np.asarray(angles_deg, dtype=np.float64).reshape(-1)
+    edges = np.asarray(edges, dtype=np.float64)
+    if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0.0):
+        raise MetricInputError(f'bin edges must increase, got {edges.tolist()}')
+    if np.any(~np.isfinite(angles_deg)) or np.any(
+        (angles_deg < edges[0]) | (angles_deg > edges[-1])
+    ):
+        raise MetricInputError(f'angles must lie in [{edges[0]:g}, {edges[-1]:g}] degrees')
+    return np.minimum(np.searchsorted(edges, angles_deg, side='right') - 1, edges.size - 2)
+
+
+def per_angle_bin_metrics(
+    true_angles_deg: np.ndarray,
+    rotation_errors_deg: np.ndarray,
+    thresholds_deg: Sequence[float],
+    edges: Sequence[float] = ANGLE_BIN_EDGES_DEG,
+) -> dict[str, dict]:
+    """Rotation accuracy and median error of the pairs in each true-angle bin.
+
+    Args:
+        true_angles_deg: (P,) true angle between the views of each pair (unordered pairs,
+            ``ViewSetErrors.pair_true_angles_deg`` pooled over view sets).
+        rotation_errors_deg: (P,) relative rotation errors of the same pairs.
+        thresholds_deg: accuracy thresholds (degrees).
+        edges: bin edges (``ANGLE_BIN_EDGES_DEG``).
+
+    Returns:
+        JSON-ready ``{label: {'num_pairs': int, 'rotation_accuracy_at_deg': {f'{thr:g}':
+        fraction of the bin's errors < thr}, 'median_rotation_error_deg': float}}`` in bin
+        order; an empty bin has ``num_pairs`` 0 and None for the accuracies and the median.
+    """
+    true_angles_deg = np.asarray(true_angles_deg, dtype=np.float64).reshape(-1)
+    rotation_errors_deg = np.asarray(rotation_errors_deg, dtype=np.float64).reshape(-1)
+    if true_angles_deg.shape != rotation_errors_deg.shape:
+        raise MetricInputError('true angles and rotation errors differ in length')
+    bins = angle_bin_indices(true_angles_deg, edges)
+    table = {}
+    for k, label in enumerate(angle_bin_labels(edges)):
+        errors = rotation_errors_deg[bins == k]
+        table[label] = {
+            'num_pairs': int(errors.size),
+            'rotation_accuracy_at_deg': {
+                f'{threshold:g}': accuracy(errors, threshold) if errors.size else None
+                for threshold in thresholds_deg
+            },
+            'median_rotation_error_deg': float(np.median(errors)) if errors.size else None,
+        }
+    return table
