@@ -15,7 +15,8 @@ import sys
 from typing import Optional, Sequence
 
 from raydiff_ros.cli.common import EXIT_FAILURE, EXIT_OK, parse_arguments, report_error
-from raydiff_ros.model.dinov2_weights import BackboneWeightsError, cache_dir, convert_and_save
+from raydiff_ros.model.dinov2_weights import cache_dir, convert_and_save
+from raydiff_ros.model.packaged_weights import BackboneWeightsError
 
 PROGRAM_NAME = 'raydiff-convert-backbone'
 

