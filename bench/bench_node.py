@@ -20,40 +20,14 @@ preset is used (the timing does not depend on the weights).
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
 
-import numpy as np
-import rclpy
-from rclpy.time import Time
-from sensor_msgs.msg import CameraInfo, Image
-from tf2_msgs.msg import TFMessage
-import yaml
+from _node_harness import REPO_ROOT, NodeBench, process_cpu_s
+from bench_model import machine_description
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / 'bench'))
-sys.path.insert(0, str(REPO_ROOT))
-
-from bench_model import machine_description, random_model  # noqa: E402
-
-from raydiff_ros.model.checkpoint import save_model  # noqa: E402
-from raydiff_ros.ros.diagnostics_reader import DiagnosticsReader  # noqa: E402
-from raydiff_ros.ros.qos import TF_STATIC_QOS  # noqa: E402
-from raydiff_ros.simulation.box_scene import BoxScene, ring_rig  # noqa: E402
-
-NODE = 'raydiff_estimator'
 DEFAULT_OUTPUT = REPO_ROOT / 'bench' / 'results' / 'bench_node.md'
-CLOCK_TICKS = os.sysconf('SC_CLK_TCK')
-
-
-def process_cpu_s(pid: int) -> float:
-    fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,97 +42,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--qos', default='reliable', choices=('reliable', 'sensor_data'))
     parser.add_argument('--output', type=Path, default=DEFAULT_OUTPUT)
     args = parser.parse_args(argv)
-    folder = Path(tempfile.mkdtemp(prefix='bench_node_'))
-    model_dir = args.model
-    if args.estimator == 'ray_diffusion' and not model_dir:
-        model_dir = str(folder / 'small_random_model')
-        save_model(random_model('small'), model_dir)
-
-    scene = BoxScene.random(3)
-    R, t = ring_rig(args.cameras, 2.0, 1.1, 3)
-    focal = 0.8 * args.width
-    K = np.array([[focal, 0, args.width / 2], [0, focal, args.height / 2], [0, 0, 1.0]])
-    frames = [scene.render(K, R[k], t[k], args.width, args.height)[..., ::-1].copy()
-              for k in range(args.cameras)]                                   # bgr8
-    params = {'num_cameras': args.cameras, 'mode': 'rig', 'estimator': args.estimator,
-              'model_dir': model_dir, 'num_samples': 1, 'image_qos': args.qos,
-              # A static rig: every frame may become a keyframe, so sets can synchronise
-              # whatever frames the middleware drops (the ring buffer bounds memory).
-              'keyframe_min_interval_s': 0.0, 'keyframe_min_change': 0.0,
-              'diagnostics_period_s': 0.5}
-    params_file = folder / 'params.yaml'
-    params_file.write_text(yaml.safe_dump({f'/{NODE}': {'ros__parameters': params}}))
-    log = open(folder / 'node.log', 'w')  # noqa: SIM115
-    process = subprocess.Popen([sys.executable, '-m', 'raydiff_ros.ros.estimator_node',
-                                '--ros-args', '-r', f'__node:={NODE}', '--params-file',
-                                str(params_file)], stdout=log, stderr=subprocess.STDOUT)
-    rclpy.init()
-    node = rclpy.create_node('bench_node_publisher')
-    qos = 5 if args.qos == 'reliable' else rclpy.qos.qos_profile_sensor_data
-    images = [node.create_publisher(Image, f'/image_{k}', qos) for k in range(args.cameras)]
-    infos = [node.create_publisher(CameraInfo, f'/camera_info_{k}', qos)
-             for k in range(args.cameras)]
-    tf_received: dict[int, float] = {}
-
-    def on_tf(message: TFMessage) -> None:
-        for transform in message.transforms:
-            tf_received.setdefault(Time.from_msg(transform.header.stamp).nanoseconds,
-                                   time.monotonic())
-
-    node.create_subscription(TFMessage, '/tf_static', on_tf, TF_STATIC_QOS)
-    diagnostics = DiagnosticsReader(node, NODE)
+    bench = NodeBench(args.cameras, args.rate, args.width, args.height, args.estimator,
+                      args.model, args.qos)
     try:
-        while any(p.get_subscription_count() == 0 for p in images + infos):
-            if process.poll() is not None:
-                print((folder / 'node.log').read_text())
-                return 1
-            rclpy.spin_once(node, timeout_sec=0.1)
-        cpu_start = process_cpu_s(process.pid)
-        published_at: dict[int, float] = {}
-        sent = 0
-        start = time.monotonic()
-        period = 1.0 / args.rate
-        tick = 0
-        while time.monotonic() - start < args.duration:
-            stamp_ns = time.time_ns()
-            for k in range(args.cameras):
-                info = CameraInfo(width=args.width, height=args.height,
-                                  k=K.ravel().tolist())
-                info.header.stamp = Time(nanoseconds=stamp_ns).to_msg()
-                infos[k].publish(info)
-                message = Image(height=args.height, width=args.width, encoding='bgr8',
-                                step=args.width * 3, data=frames[k].tobytes())
-                message.header.stamp = info.header.stamp
-                message.header.frame_id = f'cam{k}_optical_frame'
-                images[k].publish(message)
-                sent += 1
-            published_at[stamp_ns] = time.monotonic()
-            rclpy.spin_once(node, timeout_sec=0)
-            tick += 1
-            delay = start + tick * period - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-        elapsed = time.monotonic() - start
-        end = time.monotonic() + 30.0
-        while time.monotonic() < end and diagnostics.latest().get('images_received', '0') \
-                and int(diagnostics.latest()['images_received']) < sent:
-            rclpy.spin_once(node, timeout_sec=0.2)
-            if int(diagnostics.latest().get('sets_pending', 1)) == 0 and \
-                    time.monotonic() > end - 25.0:
-                break
-        for _ in range(10):
-            rclpy.spin_once(node, timeout_sec=0.2)
-        values = diagnostics.latest()
-        cpu_total = process_cpu_s(process.pid) - cpu_start
+        if not bench.start():
+            print(bench.node_log())
+            return 1
+        cpu_start = process_cpu_s(bench.process.pid)
+        while bench.elapsed() < args.duration:
+            bench.publish_tick()
+            bench.sleep_until_next_tick()
+        elapsed = bench.elapsed()
+        values = bench.drain()
+        cpu_total = process_cpu_s(bench.process.pid) - cpu_start
     finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
+        bench.close()
+    sent = bench.sent
     received = int(values.get('images_received', 0))
     callbacks_cpu = float(values.get('image_callbacks_cpu_s', 'nan'))
-    latencies = [tf_received[s] - published_at[s] for s in tf_received if s in published_at]
+    latencies = bench.latencies()
     lines = [
         f'# bench_node: {args.cameras} cameras, {args.rate:g} Hz, {args.width}x{args.height} '
         f'bgr8, {args.duration:g} s, QoS {args.qos}, estimator {args.estimator}', '',

@@ -30,6 +30,7 @@ the encoder was given RGB pixels (``rgb8``/``rgba8``) no channel swap is needed.
 streams (``compressedDepth``) are refused: they are not camera images.
 """
 
+from dataclasses import dataclass
 from typing import Union
 
 import cv2
@@ -106,31 +107,77 @@ def mono16_to_uint8(values: np.ndarray) -> np.ndarray:
     return scaled.astype(np.uint8)
 
 
-def decode_raw_image(
+@dataclass(frozen=True)
+class PixelView:
+    """Pixels of a decoded image in their native channel order, possibly aliasing the message.
+
+    The cheap form for the keyframe selector: it measures a downscaled grey image from
+    ``pixels`` directly and converts to RGB (``rgb``, ``resized_rgb``) only the frames it keeps.
+    Resizing and the luma conversion treat channels independently, so every result equals the
+    one from the decoded RGB image (``decode_raw_image``) bit for bit.
+
+    Attributes:
+        pixels: (H, W, 3 or 4) uint8 in ``order``; rows may be padded (a strided view) and may
+            alias the message buffer: use it before the message is released, never keep it.
+        order: ``'rgb'``, ``'bgr'``, ``'rgba'`` or ``'bgra'`` (alpha is ignored).
+    """
+
+    pixels: np.ndarray
+    order: str
+
+    def __post_init__(self) -> None:
+        channels = len(self.order)
+        if self.order not in PIXEL_ORDERS or self.pixels.dtype != np.uint8 or (
+            self.pixels.ndim != 3 or self.pixels.shape[2] != channels
+        ):
+            raise ImageDecodingError(
+                f'pixel view must be (H, W, {channels}) uint8 in one of {PIXEL_ORDERS}, got '
+                f'{self.pixels.shape} {self.pixels.dtype} {self.order!r}'
+            )
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(H, W, 3): the shape of the RGB image."""
+        return (self.pixels.shape[0], self.pixels.shape[1], 3)
+
+    def as_rgb(self, pixels: np.ndarray) -> np.ndarray:
+        """``pixels`` (any size, in ``order``) as a new C-contiguous (h, w, 3) RGB array."""
+        if self.order in ('rgb', 'rgba'):
+            return np.array(pixels[:, :, :3], order='C', copy=True)
+        return np.array(pixels[:, :, 2::-1], order='C', copy=True)
+
+    def rgb(self) -> np.ndarray:
+        """The whole image as a new (H, W, 3) uint8 RGB array (never aliases the message)."""
+        return self.as_rgb(self.pixels)
+
+    def grey(self, pixels: np.ndarray) -> np.ndarray:
+        """ITU-R 601 luma (h, w) uint8 of ``pixels`` (any size, in ``order``)."""
+        return cv2.cvtColor(np.ascontiguousarray(pixels), GREY_CONVERSIONS[self.order])
+
+
+PIXEL_ORDERS = ('rgb', 'bgr', 'rgba', 'bgra')
+"""Channel orders of a ``PixelView``."""
+
+GREY_CONVERSIONS = {
+    'rgb': cv2.COLOR_RGB2GRAY,
+    'bgr': cv2.COLOR_BGR2GRAY,
+    'rgba': cv2.COLOR_RGBA2GRAY,
+    'bgra': cv2.COLOR_BGRA2GRAY,
+}
+"""OpenCV conversion to grey of each pixel order."""
+
+
+def raw_image_view(
     encoding: str,
     height: int,
     width: int,
     step: int,
     is_bigendian: bool,
     data: ImageBuffer,
-) -> np.ndarray:
-    """Decode the fields of a ``sensor_msgs/Image`` into RGB.
-
-    Args:
-        encoding: one of ``BYTES_PER_PIXEL`` (case-insensitive).
-        height: rows, > 0.
-        width: columns, > 0.
-        step: bytes per row, >= ``width * bytes_per_pixel`` (extra bytes are padding).
-        is_bigendian: byte order of multi-byte pixels (used by mono16 only).
-        data: ``step * height`` bytes.
-
-    Returns:
-        (height, width, 3) uint8 RGB, a new array.
-
-    Raises:
-        UnsupportedEncodingError: unknown encoding.
-        ImageLayoutError: non-positive sizes, ``step`` too small, data size != step * height.
-    """
+) -> PixelView:
+    """The fields of a ``sensor_msgs/Image`` as a ``PixelView``, copying no pixel of colour
+    encodings (rgb8, bgr8, rgba8, bgra8: the view aliases ``data``); mono8 and mono16 are
+    converted to a new RGB array. Arguments and errors as ``decode_raw_image``."""
     name = str(encoding).strip().lower()
     if name not in BYTES_PER_PIXEL:
         raise UnsupportedEncodingError(
@@ -161,13 +208,40 @@ def decode_raw_image(
     if name == 'mono16':
         dtype = np.dtype('>u2') if is_bigendian else np.dtype('<u2')
         grey = mono16_to_uint8(np.ascontiguousarray(rows).view(dtype))
-        return np.repeat(grey[:, :, None], 3, axis=2)
+        return PixelView(np.repeat(grey[:, :, None], 3, axis=2), 'rgb')
     pixels = rows.reshape(height, width, bytes_per_pixel)
     if name == 'mono8':
-        return np.repeat(pixels, 3, axis=2)
-    if name in ('rgb8', 'rgba8'):
-        return np.array(pixels[:, :, :3], order='C', copy=True)
-    return np.array(pixels[:, :, 2::-1], order='C', copy=True)  # bgr8, bgra8
+        return PixelView(np.repeat(pixels, 3, axis=2), 'rgb')
+    return PixelView(pixels, name[:-1])
+
+
+def decode_raw_image(
+    encoding: str,
+    height: int,
+    width: int,
+    step: int,
+    is_bigendian: bool,
+    data: ImageBuffer,
+) -> np.ndarray:
+    """Decode the fields of a ``sensor_msgs/Image`` into RGB.
+
+    Args:
+        encoding: one of ``BYTES_PER_PIXEL`` (case-insensitive).
+        height: rows, > 0.
+        width: columns, > 0.
+        step: bytes per row, >= ``width * bytes_per_pixel`` (extra bytes are padding).
+        is_bigendian: byte order of multi-byte pixels (used by mono16 only).
+        data: ``step * height`` bytes.
+
+    Returns:
+        (height, width, 3) uint8 RGB, a new array.
+
+    Raises:
+        UnsupportedEncodingError: unknown encoding.
+        ImageLayoutError: non-positive sizes, ``step`` too small, data size != step * height.
+    """
+    view = raw_image_view(encoding, height, width, step, is_bigendian, data)
+    return view.pixels if view.pixels.base is None else view.rgb()  # mono: a new array
 
 
 def parse_compressed_format(format_string: str) -> tuple[str, bool]:
@@ -200,20 +274,9 @@ def parse_compressed_format(format_string: str) -> tuple[str, bool]:
     return codec, encoder_saw_rgb
 
 
-def decode_compressed_image(format_string: str, data: ImageBuffer) -> np.ndarray:
-    """Decode the fields of a ``sensor_msgs/CompressedImage`` into RGB.
-
-    Args:
-        format_string: the message's ``format`` (see the module docstring).
-        data: the compressed bytes (JPEG or PNG; 8- or 16-bit, grey, colour or with alpha).
-
-    Returns:
-        (H, W, 3) uint8 RGB. 16-bit files are scaled as mono16.
-
-    Raises:
-        UnsupportedEncodingError: a depth stream or an unknown codec.
-        CorruptImageError: empty or undecodable bytes.
-    """
+def compressed_image_view(format_string: str, data: ImageBuffer) -> PixelView:
+    """The fields of a ``sensor_msgs/CompressedImage`` decoded into a ``PixelView`` (OpenCV's
+    own channel order: no swap copy). Arguments and errors as ``decode_compressed_image``."""
     _, encoder_saw_rgb = parse_compressed_format(format_string)
     flat = _as_bytes(data)
     if flat.size == 0:
@@ -233,13 +296,31 @@ def decode_compressed_image(format_string: str, data: ImageBuffer) -> np.ndarray
     elif decoded.dtype != np.uint8:
         raise UnsupportedEncodingError(f'decoded image has unsupported depth {decoded.dtype}')
     if decoded.ndim == 2:
-        return np.repeat(decoded[:, :, None], 3, axis=2)
+        return PixelView(np.repeat(decoded[:, :, None], 3, axis=2), 'rgb')
     channels = decoded.shape[2]
     if channels == 1:
-        return np.repeat(decoded, 3, axis=2)
+        return PixelView(np.repeat(decoded, 3, axis=2), 'rgb')
     if channels not in (3, 4):
         raise UnsupportedEncodingError(f'decoded image has {channels} channels')
-    colour = decoded[:, :, :3]
-    if not encoder_saw_rgb:
-        colour = colour[:, :, ::-1]
-    return np.ascontiguousarray(colour)
+    order = 'rgb' if encoder_saw_rgb else 'bgr'
+    return PixelView(decoded, order + ('a' if channels == 4 else ''))
+
+
+def decode_compressed_image(format_string: str, data: ImageBuffer) -> np.ndarray:
+    """Decode the fields of a ``sensor_msgs/CompressedImage`` into RGB.
+
+    Args:
+        format_string: the message's ``format`` (see the module docstring).
+        data: the compressed bytes (JPEG or PNG; 8- or 16-bit, grey, colour or with alpha).
+
+    Returns:
+        (H, W, 3) uint8 RGB. 16-bit files are scaled as mono16.
+
+    Raises:
+        UnsupportedEncodingError: a depth stream or an unknown codec.
+        CorruptImageError: empty or undecodable bytes.
+    """
+    view = compressed_image_view(format_string, data)
+    if view.order == 'rgb' and view.pixels.flags.c_contiguous:
+        return view.pixels
+    return view.rgb()

@@ -42,7 +42,7 @@ from dataclasses import dataclass, replace
 import enum
 import itertools
 import threading
-from typing import Optional
+from typing import Optional, Union
 
 import cv2
 import numpy as np
@@ -50,6 +50,7 @@ import numpy as np
 from raydiff_ros.geometry.transforms import check_transforms
 from raydiff_ros.parameter_fields import check_fields, parameter
 from raydiff_ros.pipeline.camera_info import PinholeIntrinsics, intrinsics_for_image
+from raydiff_ros.pipeline.image_decoding import PixelView
 
 NS_PER_S = 1_000_000_000
 GREY_MAX = 255.0
@@ -168,12 +169,13 @@ class KeyframeCounters:
 # Image measures
 
 
-def _downscale(image: np.ndarray, max_side: int) -> np.ndarray:
-    """Resize (area interpolation) so the longer side is at most ``max_side``; always a copy."""
+def _downscale(image: np.ndarray, max_side: int, copy: bool = True) -> np.ndarray:
+    """Resize (area interpolation) so the longer side is at most ``max_side``; a copy unless
+    ``copy`` is False and no resize is needed."""
     height, width = image.shape[:2]
     longer = max(height, width)
     if longer <= max_side:
-        return np.array(image, copy=True)
+        return np.array(image, copy=True) if copy else image
     scale = max_side / longer
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
@@ -205,19 +207,29 @@ def thumbnail_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(np.abs((a - a.mean()) - (b - b.mean()))))
 
 
-def measure_frame(image: np.ndarray, config: KeyframeConfig) -> tuple[float, np.ndarray]:
-    """Sharpness (Laplacian variance at the analysis size) and thumbnail (T, T) of a frame."""
-    grey = grey_image(_downscale(image, config.analysis_max_side))
+def measure_frame(
+    image: Union[np.ndarray, PixelView], config: KeyframeConfig
+) -> tuple[float, np.ndarray]:
+    """Sharpness (Laplacian variance at the analysis size) and thumbnail (T, T) of a frame.
+
+    ``image`` is (H, W, 3) uint8 RGB or a ``PixelView`` (measured in its own channel order on
+    the downscaled pixels: the same values, without converting the full-size image).
+    """
+    view = _check_image(image)
+    grey = view.grey(_downscale(view.pixels, config.analysis_max_side, copy=False))
     return laplacian_variance(grey), make_thumbnail(grey, config.thumbnail_size)
 
 
-def _check_image(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise KeyframeError(
-            f'keyframe images must be (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}'
-        )
-    if image.shape[0] == 0 or image.shape[1] == 0:
+def _check_image(image: Union[np.ndarray, PixelView]) -> PixelView:
+    """The frame as a ``PixelView`` (an RGB array is wrapped, not copied)."""
+    if not isinstance(image, PixelView):
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise KeyframeError(
+                f'keyframe images must be (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}'
+            )
+        image = PixelView(image, 'rgb')
+    if image.pixels.shape[0] == 0 or image.pixels.shape[1] == 0:
         raise KeyframeError(f'keyframe image is empty: {image.shape}')
     return image
 
@@ -266,7 +278,7 @@ class KeyframeBuffer:
         self,
         camera_index: int,
         stamp_ns: int,
-        image: np.ndarray,
+        image: Union[np.ndarray, PixelView],
         frame_id: str = '',
         intrinsics: Optional[PinholeIntrinsics] = None,
         map_T_camera: Optional[np.ndarray] = None,
@@ -276,7 +288,9 @@ class KeyframeBuffer:
         Args:
             camera_index: index of the camera in the node's camera list.
             stamp_ns: image stamp in nanoseconds.
-            image: (H, W, 3) uint8 RGB (e.g. from ``image_decoding``); not retained.
+            image: (H, W, 3) uint8 RGB (e.g. from ``image_decoding``), or a ``PixelView``
+                of it (then only a kept frame is converted to RGB, after its downscale, and
+                rejected frames cost a downscaled grey image only); not retained.
             frame_id: the camera's optical frame.
             intrinsics: the camera's intrinsics (rescaled here to the image size, then to the
                 stored size), or None when unknown.
@@ -290,12 +304,12 @@ class KeyframeBuffer:
             CameraInfoError: intrinsics whose aspect ratio does not match the image.
         """
         state = self._state(camera_index)
-        image = _check_image(image)
+        view = _check_image(image)
         stamp_ns = int(stamp_ns)
         if map_T_camera is not None:
             map_T_camera = check_transforms(map_T_camera, 'map_T_camera').copy()
         config = self._config
-        sharpness, thumbnail = measure_frame(image, config)
+        sharpness, thumbnail = measure_frame(view, config)
         with self._lock:
             last = state.keyframes[-1] if state.keyframes else None
             if last is not None and stamp_ns <= last.stamp_ns:
@@ -320,7 +334,7 @@ class KeyframeBuffer:
                     return KeyframeDecision.REJECTED_SIMILAR
             state.keyframes.append(
                 self._make_keyframe(
-                    camera_index, stamp_ns, image, frame_id, intrinsics, map_T_camera,
+                    camera_index, stamp_ns, view, frame_id, intrinsics, map_T_camera,
                     sharpness, thumbnail,
                 )
             )
@@ -333,15 +347,17 @@ class KeyframeBuffer:
         self,
         camera_index: int,
         stamp_ns: int,
-        image: np.ndarray,
+        view: PixelView,
         frame_id: str,
         intrinsics: Optional[PinholeIntrinsics],
         map_T_camera: Optional[np.ndarray],
         sharpness: float,
         thumbnail: np.ndarray,
     ) -> Keyframe:
-        height, width = image.shape[:2]
-        stored = _downscale(image, self._config.stored_image_max_side)
+        height, width = view.pixels.shape[:2]
+        stored = view.as_rgb(
+            _downscale(view.pixels, self._config.stored_image_max_side, copy=False)
+        )
         K = None
         if intrinsics is not None:
             K = intrinsics_for_image(intrinsics, width, height).scaled_to(

@@ -10,11 +10,14 @@ from raydiff_ros.pipeline.image_decoding import (
     CorruptImageError,
     ImageDecodingError,
     ImageLayoutError,
+    PixelView,
     UnsupportedEncodingError,
+    compressed_image_view,
     decode_compressed_image,
     decode_raw_image,
     mono16_to_uint8,
     parse_compressed_format,
+    raw_image_view,
 )
 
 PAD = 0xEE  # padding byte value: must never show up in a decoded image
@@ -95,6 +98,38 @@ def test_ros_array_and_numpy_buffers_are_accepted_and_never_aliased():
     buffer = np.frombuffer(RGB.tobytes(), dtype=np.uint8).copy()
     decoded = decode_raw_image('rgb8', 2, 3, 9, False, buffer)
     assert not np.shares_memory(decoded, buffer)
+
+
+@pytest.mark.parametrize('padding', [0, 5])
+@pytest.mark.parametrize('encoding', ['rgb8', 'bgr8', 'rgba8', 'bgra8'])
+def test_colour_views_alias_the_message_buffer_and_convert_to_the_decoded_rgb(encoding, padding):
+    channels = len(encoding) - 1
+    pixels = RGB if encoding.startswith('rgb') else RGB[:, :, ::-1]
+    if channels == 4:
+        pixels = np.dstack([pixels, np.full(RGB.shape[:2], 7, np.uint8)])
+    data = array.array('B', _padded(pixels.reshape(2, -1), padding))
+    view = raw_image_view(encoding, 2, 3, 3 * channels + padding, False, data)
+    assert view.order == encoding[:-1] and view.shape == (2, 3, 3)
+    assert np.shares_memory(view.pixels, np.frombuffer(data, np.uint8))
+    rgb = view.rgb()
+    np.testing.assert_array_equal(rgb, RGB)
+    assert rgb.flags.c_contiguous and not np.shares_memory(rgb, np.frombuffer(data, np.uint8))
+    np.testing.assert_array_equal(
+        view.grey(view.pixels), cv2.cvtColor(RGB, cv2.COLOR_RGB2GRAY)
+    )
+
+
+def test_mono_views_are_rgb_and_compressed_views_keep_opencv_order():
+    view = raw_image_view('mono8', 1, 2, 2, False, bytes([9, 200]))
+    assert view.order == 'rgb' and view.pixels.tolist() == [[[9] * 3, [200] * 3]]
+    ok, png = cv2.imencode('.png', RGB[:, :, ::-1])
+    assert ok
+    view = compressed_image_view('png', png)
+    assert view.order == 'bgr'
+    np.testing.assert_array_equal(view.rgb(), RGB)
+    assert compressed_image_view('rgb8; png compressed rgb8', png).order == 'rgb'
+    with pytest.raises(ImageDecodingError, match='pixel view'):
+        PixelView(np.zeros((2, 2, 3), np.uint8), 'yuv')
 
 
 @pytest.mark.parametrize(

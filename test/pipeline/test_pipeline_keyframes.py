@@ -8,6 +8,7 @@ import pytest
 
 from raydiff_ros.geometry.transforms import PoseError
 from raydiff_ros.pipeline.camera_info import CameraInfoError, PinholeIntrinsics
+from raydiff_ros.pipeline.image_decoding import decode_raw_image, raw_image_view
 from raydiff_ros.pipeline.keyframes import (
     KeyframeBuffer,
     KeyframeConfig,
@@ -201,3 +202,28 @@ def test_bad_camera_index_and_image_are_refused(textured):
         buffer.offer(0, 0, np.zeros((10, 10), np.uint8))
     with pytest.raises(KeyframeError, match='num_cameras'):
         KeyframeBuffer(0)
+
+
+@pytest.mark.parametrize('size', [(480, 640), (301, 457), (200, 300)])
+@pytest.mark.parametrize('encoding', ['rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8'])
+def test_a_pixel_view_is_kept_and_measured_exactly_as_its_decoded_rgb_image(size, encoding):
+    height, width = size
+    channels = {'mono8': 1}.get(encoding, len(encoding) - 1)
+    step = width * channels + 3  # padded rows
+    noise = np.random.default_rng(height).integers(0, 256, (height, step), dtype=np.uint8)
+    data = cv2.GaussianBlur(noise, (5, 5), 0).tobytes()
+    config = KeyframeConfig(keyframe_min_interval_s=0.0, stored_image_max_side=400)
+    by_rgb, by_view = KeyframeBuffer(1, config), KeyframeBuffer(1, config)
+    intrinsics = PinholeIntrinsics(
+        fx=0.8 * width, fy=0.8 * width, cx=width / 2, cy=height / 2, width=width, height=height
+    )
+    fields = (encoding, height, width, step, False, data)
+    by_rgb.offer(0, S, decode_raw_image(*fields), 'c', intrinsics)
+    by_view.offer(0, S, raw_image_view(*fields), 'c', intrinsics)
+    expected, kept = by_rgb.latest(0), by_view.latest(0)
+    assert kept.sharpness == expected.sharpness
+    np.testing.assert_array_equal(kept.thumbnail, expected.thumbnail)
+    np.testing.assert_array_equal(kept.image, expected.image)
+    np.testing.assert_array_equal(kept.K, expected.K)
+    assert kept.image.flags.c_contiguous and kept.source_size == (width, height)
+    assert not np.shares_memory(kept.image, np.frombuffer(data, np.uint8))

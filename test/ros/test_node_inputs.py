@@ -22,7 +22,7 @@ from node_scenarios import (  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.time import Time  # noqa: E402
-from sensor_msgs.msg import CameraInfo, CompressedImage  # noqa: E402
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Bool  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
@@ -88,6 +88,24 @@ def test_compressed_images_are_decoded_and_buffered_with_intrinsics_and_map_pose
     assert keyframe.stamp_ns == STAMP_NS and keyframe.frame_id == 'cam0_optical_frame'
     np.testing.assert_allclose(keyframe.map_T_camera, pose, atol=1e-9)
     np.testing.assert_allclose(keyframe.K, intrinsics(), rtol=1e-6)  # 160 x 120: not resized
+
+
+def test_raw_bgr8_images_with_padded_rows_are_buffered_as_rgb_copies(node):
+    inputs = node._inputs
+    rgb = image_for(3, STAMP_NS)
+    height, width = rgb.shape[:2]
+    padded = np.zeros((height, width * 3 + 4), np.uint8)
+    padded[:, : width * 3] = rgb[:, :, ::-1].reshape(height, -1)
+    for offset_ns in (0, 1000):
+        message = Image(height=height, width=width, encoding='bgr8', step=width * 3 + 4)
+        message.data = padded.tobytes()
+        message.header.stamp = Time(nanoseconds=STAMP_NS + offset_ns).to_msg()
+        inputs._on_image(0, message)
+    assert inputs.errors == {} and inputs.images_received == 2
+    assert inputs.buffer.counters(0).kept == 2  # keyframe_min_interval_s 0: every frame
+    for keyframe in inputs.buffer.keyframes(0):
+        np.testing.assert_array_equal(keyframe.image, rgb)
+        assert keyframe.image.flags.c_contiguous and keyframe.image.base is None
 
 
 def test_a_map_pose_too_far_in_time_is_not_attached(node):
