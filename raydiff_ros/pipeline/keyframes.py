@@ -42,7 +42,7 @@ from dataclasses import dataclass, replace
 import enum
 import itertools
 import threading
-from typing import Optional, Union
+from typing import Iterable, Optional, Union
 
 import cv2
 import numpy as np
@@ -416,6 +416,19 @@ class KeyframeBuffer:
         state = self._state(camera_index)
         with self._lock:
             return state.counters
+
+    def discard(self, keyframe_ids: Iterable[int]) -> int:
+        """Drop the stored keyframes of these ids (e.g. of a set that ran out of memory);
+        returns how many were dropped (ids no longer stored are ignored)."""
+        drop = set(keyframe_ids)
+        dropped = 0
+        with self._lock:
+            for state in self._cameras:
+                kept = [k for k in state.keyframes if k.keyframe_id not in drop]
+                dropped += len(state.keyframes) - len(kept)
+                state.keyframes[:] = kept
+                state.count()
+        return dropped
 
     def clear(self) -> None:
         """Drop every stored keyframe (counters are kept; e.g. on lifecycle cleanup)."""

@@ -13,8 +13,17 @@ takes the oldest pending set, runs ``estimate(view_set)`` and hands the result t
   (``rejected_nonfinite``) and ``on_error`` receives a ``NonFiniteResultError``;
 * an exception raised by ``on_result`` or ``on_error`` is logged and counted
   (``callback_failures``), never propagated into the worker;
-* ``stop`` wakes the worker, discards pending sets (``cancelled``) and joins the thread; a set
-  being estimated finishes first (inference cannot be interrupted), so ``stop`` takes a timeout.
+* with ``inference_deadline_s`` > 0 each ``estimate`` runs in its own daemon thread and the
+  worker waits for it at most that long: a set whose estimate has not returned by then is
+  abandoned (``timed_out``; ``on_error`` receives an ``InferenceTimeoutError``) and the worker
+  goes on with the next set. A Python thread cannot be killed: the abandoned estimate keeps
+  running (and keeps its CPU, GPU and memory) until it returns, and its late result or error
+  is discarded. Abandoned estimates still running are counted (``abandoned_running``); while
+  ``MAX_ABANDONED`` of them run, new sets fail at once instead of piling up more threads. The
+  next estimate may run on the same estimator while an abandoned one is still inside it;
+* ``stop`` wakes the worker, discards pending sets (``cancelled``) and joins the thread; without
+  a deadline a set being estimated finishes first (inference cannot be interrupted), so
+  ``stop`` takes a timeout; with a deadline the running estimate is abandoned at once.
 
 Latencies are wall-clock seconds of ``estimate`` (``time.monotonic`` by default).
 """
@@ -46,6 +55,14 @@ class NonFiniteResultError(ValueError):
     """The estimator returned NaN or infinite values; the result was not published."""
 
 
+class InferenceTimeoutError(TimeoutError):
+    """The estimator did not return within the deadline; the set was abandoned."""
+
+
+#: Most abandoned estimates (past their deadline, still running) before new sets fail at once.
+MAX_ABANDONED = 2
+
+
 @dataclass(frozen=True)
 class SchedulerConfig:
     """Work-queue parameters (ROS parameters of the same names).
@@ -61,6 +78,14 @@ class SchedulerConfig:
     stop_timeout_s: float = parameter(
         10.0, 'how long stop waits for a running inference', minimum=0.0, exclusive_minimum=True
     )
+    inference_deadline_s: float = parameter(
+        0.0,
+        'give up on a view set whose estimate has not returned after this long and go on with '
+        'the next (0: wait forever); the abandoned estimate runs on in its thread, its result '
+        'is discarded',
+        minimum=0.0,
+        unit='s',
+    )
 
     def __post_init__(self) -> None:
         check_fields(self, SchedulerError)
@@ -71,7 +96,8 @@ class SchedulerCounters:
     """A consistent snapshot of the scheduler's diagnostics.
 
     Every submitted set ends up in exactly one of ``estimated``, ``failed``,
-    ``rejected_nonfinite``, ``dropped``, ``cancelled``, or is still ``pending`` / running.
+    ``rejected_nonfinite``, ``timed_out``, ``dropped``, ``cancelled``, or is still ``pending`` /
+    running. ``abandoned_running``: estimates past their deadline that have not returned yet.
     ``last_latency_s`` and ``mean_latency_s`` cover the estimate calls that returned (finite or
     not); NaN before the first.
     """
@@ -81,10 +107,12 @@ class SchedulerCounters:
     dropped: int = 0
     failed: int = 0
     rejected_nonfinite: int = 0
+    timed_out: int = 0
     cancelled: int = 0
     callback_failures: int = 0
     pending: int = 0
     busy: bool = False
+    abandoned_running: int = 0
     last_latency_s: float = math.nan
     mean_latency_s: float = math.nan
 
@@ -142,9 +170,11 @@ class InferenceScheduler(Generic[ViewSetT, ResultT]):
         self._stopping = False
         self._busy = False
         self._counts = dict(
-            scheduled=0, estimated=0, dropped=0, failed=0, rejected_nonfinite=0, cancelled=0,
-            callback_failures=0,
+            scheduled=0, estimated=0, dropped=0, failed=0, rejected_nonfinite=0, timed_out=0,
+            cancelled=0, callback_failures=0,
         )
+        self._abandoned: list[threading.Thread] = []
+        self._calls = 0
         self._last_latency = math.nan
         self._latency_sum = 0.0
         self._latency_count = 0
@@ -228,6 +258,7 @@ class InferenceScheduler(Generic[ViewSetT, ResultT]):
             return SchedulerCounters(
                 pending=len(self._pending),
                 busy=self._busy,
+                abandoned_running=self._abandoned_running(),
                 last_latency_s=self._last_latency,
                 mean_latency_s=mean,
                 **self._counts,
@@ -263,14 +294,69 @@ class InferenceScheduler(Generic[ViewSetT, ResultT]):
             with self._condition:
                 self._counts['callback_failures'] += 1
 
+    def _abandoned_running(self) -> int:
+        """Abandoned estimates still running (forgets those that returned); lock held."""
+        self._abandoned = [thread for thread in self._abandoned if thread.is_alive()]
+        return len(self._abandoned)
+
+    def _estimate_within_deadline(self, view_set: ViewSetT, deadline_s: float) -> Any:
+        """``estimate(view_set)`` in its own thread, waited for at most ``deadline_s``.
+
+        Raises:
+            InferenceTimeoutError: no result in time (or ``stop`` was called meanwhile); the
+                thread is abandoned and whatever it returns later is discarded.
+            Exception: what ``estimate`` raised.
+        """
+        outcome: dict[str, Any] = {}
+
+        def call() -> None:
+            try:
+                value = self._estimate(view_set)
+                key = 'result'
+            except BaseException as error:  # noqa: BLE001 - handed to the worker (or dropped)
+                value, key = error, 'error'
+            with self._condition:
+                outcome[key] = value
+                self._condition.notify_all()
+
+        with self._condition:
+            running = self._abandoned_running()
+            if running >= MAX_ABANDONED:
+                raise InferenceTimeoutError(
+                    f'{running} abandoned estimates are still running; set not estimated')
+            self._calls += 1
+            thread = threading.Thread(target=call, name=f'{self._name}-{self._calls}',
+                                      daemon=True)
+            thread.start()
+            done = self._condition.wait_for(lambda: outcome or self._stopping, deadline_s)
+            if not outcome:
+                self._abandoned.append(thread)  # its late result lands in a dict nobody reads
+                reason = 'stopping' if done else f'no result after {deadline_s:g} s'
+                raise InferenceTimeoutError(f'{reason}; the set is abandoned (its estimate '
+                                            'runs on in the background)')
+        if 'error' in outcome:
+            raise outcome['error']
+        return outcome['result']
+
     def _run(self) -> None:
         while True:
             view_set = self._next()
             if view_set is None:
                 return
+            deadline_s = self._config.inference_deadline_s
             started = self._clock()
             try:
-                result = self._estimate(view_set)
+                if deadline_s > 0:
+                    result = self._estimate_within_deadline(view_set, deadline_s)
+                else:
+                    result = self._estimate(view_set)
+            except InferenceTimeoutError as error:
+                if self._stopping:  # stop() abandoned the running set: cancelled, not failed
+                    self._finish('cancelled', None)
+                    return
+                self._call(self._on_error, view_set, error)
+                self._finish('timed_out', None)
+                continue
             except Exception as error:  # the estimator's failure is reported, not fatal
                 self._call(self._on_error, view_set, error)
                 self._finish('failed', None)

@@ -12,8 +12,16 @@ remap to /initialpose), ``/tf_static`` (rig sets) or ``/tf`` (temporal sets) und
 stage configs.
 
 Lifecycle: configure loads the model and starts the inference worker; activate subscribes;
-deactivate unsubscribes; cleanup stops the worker and frees the model (and GPU memory). With
-``autostart`` (default) the node configures and activates itself.
+deactivate unsubscribes; cleanup stops the worker, frees the model (and GPU memory) and
+destroys the publishers and services configure made. With ``autostart`` (default) the node
+configures and activates itself. ``/diagnostics`` is published in every state (unconfigured:
+why configure failed, as an ERROR).
+
+Faults of the estimator never stop the node and never publish anything of the failed set: an
+exception, a non-finite result, a set past ``inference_deadline_s`` (abandoned: see
+``pipeline/scheduler.py``) or an out-of-memory error (the set's keyframes are dropped, the
+garbage collected and the CUDA cache emptied) are logged and reported on ``/diagnostics``
+(WARN), and the next sets are estimated as usual.
 
 Threads: subscription callbacks only decode and buffer frames; a timer forms view sets and
 queues them; inference runs in the scheduler's worker thread and publishes from there; the
@@ -23,6 +31,7 @@ executor (multi-threaded) keeps serving parameters and services meanwhile.
 import gc
 import sys
 import threading
+import traceback
 from typing import Any, Optional
 
 from geometry_msgs.msg import PoseWithCovarianceStamped
@@ -36,7 +45,7 @@ from raydiff_ros.msg import ViewSetEstimate as ViewSetEstimateMsg
 from raydiff_ros.pipeline.estimates import summarize_estimate
 from raydiff_ros.pipeline.keyframes import KeyframeBuffer
 from raydiff_ros.pipeline.pose_graph import build_pose_graph
-from raydiff_ros.pipeline.scheduler import InferenceScheduler
+from raydiff_ros.pipeline.scheduler import InferenceScheduler, InferenceTimeoutError
 from raydiff_ros.pipeline.view_sets import ViewSetBuilder, ViewSetMode
 from raydiff_ros.ros import messages
 from raydiff_ros.ros.estimator_plugins import build_estimator
@@ -50,6 +59,23 @@ from raydiff_ros.ros.qos import ESTIMATE_QOS
 from raydiff_ros.ros.tf_output import StaticTransformPublisher, TransformPublisher
 
 NODE_NAME = 'raydiff_estimator'
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is a MemoryError or torch's CUDA out-of-memory error."""
+    if isinstance(error, MemoryError):
+        return True
+    torch = sys.modules.get('torch')
+    oom = getattr(getattr(torch, 'cuda', None), 'OutOfMemoryError', None)
+    return isinstance(oom, type) and isinstance(error, oom)
+
+
+def free_memory() -> None:
+    """Collect garbage and empty the CUDA cache (when torch is loaded and CUDA available)."""
+    gc.collect()
+    torch = sys.modules.get('torch')
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 class EstimatorNode(LifecycleNode):
@@ -70,6 +96,11 @@ class EstimatorNode(LifecycleNode):
         self._diagnostics = NodeDiagnostics(self)
         self._inputs = CameraInputs(self, self._lock, self._diagnostics)
         self._timer_group = MutuallyExclusiveCallbackGroup()
+        self._configured_entities: list = []
+        self._diagnostics.create_publisher()
+        self._diagnostics_timer = self.create_timer(
+            self.param('diagnostics_period_s'), self._publish_diagnostics,
+            callback_group=self._timer_group)
 
     def param(self, name: str) -> Any:
         return self.get_parameter(name).value
@@ -80,6 +111,7 @@ class EstimatorNode(LifecycleNode):
         self._config = pipeline_config({s.name: self.param(s.name) for s in PIPELINE_PARAMETERS})
         if not self._build_estimator():
             return TransitionCallbackReturn.FAILURE
+        entities_before = self._entities()
         num_cameras = self.param('num_cameras')
         self._buffer = KeyframeBuffer(num_cameras, self._config.keyframes)
         self._inputs.configure(self._buffer, self._config.camera_info)
@@ -99,16 +131,24 @@ class EstimatorNode(LifecycleNode):
         self._seed_pub = self.create_lifecycle_publisher(
             PoseWithCovarianceStamped, '~/relocalization_seed', 10
         )
-        self._diagnostics.create_publisher()
         self._tf_static = StaticTransformPublisher(self)
         self._tf = TransformPublisher(self)
         self._calibration = NodeCalibration(self, self._tf_static, num_cameras)
+        self._configured_entities = [e for e in self._entities() if e not in entities_before]
         self._scheduler.start()
+        matcher_error = getattr(self._estimator, 'matcher_error', '')
+        if matcher_error:
+            self.get_logger().warning(f'no matcher, estimates are the prior alone: '
+                                      f'{matcher_error}')
         self.get_logger().info(
             f'configured: {num_cameras} cameras, mode {self.param("mode")}, estimator '
             f'{self.param("estimator")}'
         )
         return TransitionCallbackReturn.SUCCESS
+
+    def _entities(self) -> list:
+        """The node's publishers and services now."""
+        return [*self.publishers, *self.services]
 
     def _build_estimator(self) -> bool:
         """Build the estimator from the parameters; False (reason logged and kept) on failure."""
@@ -126,14 +166,8 @@ class EstimatorNode(LifecycleNode):
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         self._inputs.subscribe()
-        timers = (
-            ('schedule_period_s', self._schedule),
-            ('diagnostics_period_s', self._publish_diagnostics),
-        )
-        self._node_timers = [
-            self.create_timer(self.param(name), callback, callback_group=self._timer_group)
-            for name, callback in timers
-        ]
+        self._node_timers = [self.create_timer(
+            self.param('schedule_period_s'), self._schedule, callback_group=self._timer_group)]
         return super().on_activate(state)
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
@@ -145,7 +179,20 @@ class EstimatorNode(LifecycleNode):
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
         self.release()
+        self._destroy_configured_entities()
         return TransitionCallbackReturn.SUCCESS
+
+    def _destroy_configured_entities(self) -> None:
+        """Destroy the publishers and services configure made (none leak over cycles)."""
+        for entity in self._configured_entities:
+            if entity in self._managed_entities:
+                self.destroy_lifecycle_publisher(entity)
+            elif entity in self.services:
+                self.destroy_service(entity)
+            else:
+                self.destroy_publisher(entity)
+        self._configured_entities = []
+        self._calibration = None
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
         self.release()
@@ -159,10 +206,7 @@ class EstimatorNode(LifecycleNode):
         self._estimator = None
         if self._buffer is not None:
             self._buffer.clear()
-        gc.collect()
-        torch = sys.modules.get('torch')
-        if torch is not None and torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        free_memory()
 
     # -- scheduling (timer) and inference (worker thread) -------------------------------------
 
@@ -186,8 +230,24 @@ class EstimatorNode(LifecycleNode):
                                   self._config.uncertainty, self._config.relocalization)
 
     def _on_inference_error(self, view_set, error: BaseException) -> None:
-        text = self._diagnostics.note_problem(f'inference failed: {type(error).__name__}: {error}')
-        self.get_logger().warning(text, throttle_duration_sec=LOG_THROTTLE_S)
+        """Report a set that gave no estimate (worker thread); free memory after an OOM."""
+        if is_out_of_memory(error):
+            if error.__traceback__ is not None:  # the frames hold the set's tensors
+                traceback.clear_frames(error.__traceback__)
+            dropped = self._buffer.discard(view_set.keyframe_ids) if self._buffer else 0
+            free_memory()
+            text = self._diagnostics.note_problem(
+                f'inference out of memory: {type(error).__name__}: {error}; dropped the set '
+                f'({dropped} keyframes) and freed cached memory')
+            self.get_logger().error(text, throttle_duration_sec=LOG_THROTTLE_S)
+            return
+        if isinstance(error, InferenceTimeoutError):
+            deadline = self._config.scheduler.inference_deadline_s
+            text = f'inference timed out (inference_deadline_s {deadline:g}): {error}'
+        else:
+            text = f'inference failed: {type(error).__name__}: {error}'
+        self.get_logger().warning(self._diagnostics.note_problem(text),
+                                  throttle_duration_sec=LOG_THROTTLE_S)
 
     def _publish_result(self, view_set, estimate, latency_s: float) -> None:
         prefix = self.param('frame_prefix')

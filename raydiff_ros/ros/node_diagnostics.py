@@ -3,8 +3,10 @@
 Status ``<node name>: pipeline`` (hardware id ``raydiff_ros``), level:
 
 * ERROR while the estimator could not be loaded (the load error is the message);
-* WARN when input or inference problems were counted since the previous message (the last
-  problem is the message), or when a camera sends images but no camera_info;
+* WARN when input or inference problems (failed, non-finite, timed-out sets) were counted
+  since the previous message (the last problem is the message), when a camera sends images
+  but no camera_info, or when the estimator has no matcher (``matcher_error``: e.g. ``fused``
+  without its weight wheel estimates with the prior alone);
 * OK otherwise. What fixed the cameras' poses never changes the level: a camera placed by the
   learned prior alone (pose source ``prior``) is an estimate, not a problem.
 
@@ -38,6 +40,8 @@ SCHEDULER_COUNTERS = (
     'dropped',
     'failed',
     'rejected_nonfinite',
+    'timed_out',
+    'abandoned_running',
     'pending',
     'last_latency_s',
     'mean_latency_s',
@@ -122,6 +126,9 @@ class NodeDiagnostics:
         device = getattr(getattr(estimator, 'base', estimator), 'device', None)
         if device is not None:
             values['device'] = str(device)
+        matcher_error = getattr(estimator, 'matcher_error', '')
+        if matcher_error:
+            values['matcher_error'] = matcher_error
         if scheduler is not None:
             counters = scheduler.counters()
             for field in SCHEDULER_COUNTERS:
@@ -134,7 +141,8 @@ class NodeDiagnostics:
                 values[f'camera_{index}_has_camera_info'] = index in inputs.intrinsics
         values.update({f'input_errors_{key}': count for key, count in inputs.errors.items()})
         values.update({f'cameras_{source}': count for source, count in self.pose_sources.items()})
-        failed = values.get('sets_failed', 0) + values.get('sets_rejected_nonfinite', 0)
+        failed = sum(values.get(f'sets_{field}', 0)
+                     for field in ('failed', 'rejected_nonfinite', 'timed_out'))
         missing_info = buffer is not None and any(
             buffer.counters(i).received and i not in inputs.intrinsics for i in range(num_cameras)
         )
@@ -146,6 +154,9 @@ class NodeDiagnostics:
         elif inputs.errors != self._errors_reported or failed != self._failed_reported:
             # New input or inference problems since the last diagnostics message.
             status.level, status.message = DiagnosticStatus.WARN, self.last_error
+        elif matcher_error:
+            status.level = DiagnosticStatus.WARN
+            status.message = f'no matcher, estimates are the prior alone: {matcher_error}'
         elif missing_info:
             status.level = DiagnosticStatus.WARN
             status.message = 'no camera_info for some cameras: intrinsics are estimated'

@@ -52,6 +52,21 @@ def test_blur_threshold_zero_disables_rejection(textured):
     assert buffer.offer(0, 0, flat) is KeyframeDecision.KEPT
 
 
+def test_discard_drops_the_keyframes_of_given_ids_only():
+    buffer = KeyframeBuffer(2, KeyframeConfig(blur_min_laplacian_variance=0.0,
+                                              keyframe_min_interval_s=0.0))
+    rng = np.random.default_rng(0)
+    for k in range(3):
+        for camera in (0, 1):
+            image = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
+            assert buffer.offer(camera, k * S, image) is KeyframeDecision.KEPT
+    ids = [frame.keyframe_id for frame in buffer.all_keyframes()]
+    assert buffer.discard([ids[0], ids[3], 999]) == 2
+    assert [frame.keyframe_id for frame in buffer.all_keyframes()] == [
+        i for i in ids if i not in (ids[0], ids[3])]
+    assert buffer.counters(0).stored + buffer.counters(1).stored == 4
+
+
 def test_time_or_view_change_triggers_a_keyframe(textured):
     config = KeyframeConfig(keyframe_min_interval_s=1.0, keyframe_min_change=0.05)
     buffer = KeyframeBuffer(1, config)

