@@ -113,7 +113,8 @@ def urdf_documents(draw) -> bytes:
     for _ in range(draw(st.integers(0, 3))):
         parts = ['<joint type="fixed">']
         if draw(st.booleans()):
-            parts.append('<child link="%s"/>' % draw(st.sampled_from(['c', '', 'cam1'])))
+            link = draw(st.sampled_from(['c', '', 'cam1']))
+            parts.append(f'<child link="{link}"/>')
         if draw(st.booleans()):
             xyz, rpy = draw(ATTRIBUTE), draw(ATTRIBUTE)
             parts.append(f'<origin xyz="{_escape(xyz)}" rpy="{_escape(rpy)}"/>')
