@@ -76,3 +76,27 @@ def test_an_undeclared_parameter_is_refused_not_raised(node):
     except rclpy.exceptions.ParameterNotDeclaredException:
         return  # rclpy's documented error for set_parameters on an undeclared name
     assert not result.successful
+
+
+def test_rig_mode_with_fewer_cameras_than_a_rig_set_is_refused_at_start_up():
+    """Found by the node fuzz test: one camera in rig mode raised ViewSetError in the timer."""
+    owns_context = not rclpy.ok()  # the module's node may hold it already
+    if owns_context:
+        rclpy.init()
+    try:
+        with pytest.raises(ValueError, match='num_cameras'):
+            EstimatorNode(parameter_overrides=[Parameter('num_cameras', value=1)])
+        node = EstimatorNode(parameter_overrides=[Parameter('num_cameras', value=1),
+                                                  Parameter('mode', value='temporal')])
+        result, = node.set_parameters([Parameter('mode', value='rig')])
+        assert not result.successful and 'num_cameras' in result.reason
+        node.destroy_node()
+    finally:
+        if owns_context:
+            rclpy.try_shutdown()
+
+
+def test_max_views_below_the_rig_size_is_refused(node):
+    node.set_parameters([Parameter('mode', value='rig')])
+    result, = node.set_parameters([Parameter('max_views', value=1)])
+    assert not result.successful and result.reason
