@@ -8,7 +8,8 @@
 Arguments: params_file (default: the installed config/estimate.yaml), model_dir, device,
 image_topics and camera_info_topics (comma-separated, camera i -> image_<i> and
 camera_info_<i>; their count sets num_cameras), mode (rig | temporal), seed_topic (where
-relocalization seeds go, e.g. /initialpose), namespace, use_sim_time, log_level.
+relocalization seeds go, e.g. /initialpose), namespace, use_sim_time, log_level, enclave
+(SROS2 security enclave, e.g. /raydiff_ros/estimator; empty: none, as without security).
 """
 
 import os
@@ -41,11 +42,14 @@ def _estimator_node(context) -> list[Node]:
                  'mode': value('mode'), 'use_sim_time': value('use_sim_time') == 'true'}
     if images:
         overrides['num_cameras'] = len(images)
+    ros_arguments = ['--log-level', value('log_level')]
+    if value('enclave'):
+        ros_arguments += ['--enclave', value('enclave')]
     return [Node(
         package='raydiff_ros', executable='estimator_node', name='raydiff_estimator',
         namespace=value('namespace'), output='screen',
         parameters=[value('params_file'), overrides], remappings=remappings,
-        arguments=['--ros-args', '--log-level', value('log_level')])]
+        arguments=['--ros-args', *ros_arguments])]
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -62,6 +66,7 @@ def generate_launch_description() -> LaunchDescription:
         ('namespace', '', 'node namespace'),
         ('use_sim_time', 'false', 'use /clock (bag replay)'),
         ('log_level', 'info', 'ROS log level'),
+        ('enclave', '', 'SROS2 security enclave, e.g. /raydiff_ros/estimator; empty: none'),
     ]
     return LaunchDescription(
         [DeclareLaunchArgument(name, default_value=default, description=description)

@@ -5,9 +5,19 @@ optical frame) in the parent frame, mapping child coordinates into parent coordi
 are printed with ``repr`` (shortest round-tripping form), so reading a file back gives the
 printed transforms to double precision. URDF ``rpy`` is fixed-axis roll-pitch-yaw:
 ``R = Rz(yaw) Ry(pitch) Rx(roll)``, which is scipy's ``Rotation.from_euler('xyz', rpy)``.
+
+Files are written to a temporary file beside the target and renamed over it, so a symbolic
+link at the target is replaced, never written through. :func:`confined_path` joins a file name
+to an output folder and refuses names that would leave it (absolute, ``..``, separators, a
+link pointing out). The readers raise ``CalibrationError``
+for anything that is not a file of the matching writer (unreadable, not YAML / XML, matrices
+that are not finite rigid transforms).
 """
 
+import math
+import os
 from pathlib import Path
+import tempfile
 from typing import Sequence, Union
 import xml.etree.ElementTree as ElementTree
 from xml.sax.saxutils import quoteattr
@@ -29,10 +39,87 @@ XACRO_NAMESPACE = 'http://www.ros.org/wiki/xacro'
 YAML_WIDTH = 200
 """Line width of the YAML file, so that a matrix row stays on one line."""
 
+WRITTEN_FILE_MODE = 0o644
+"""Permissions of written files (a temporary file starts as 0600)."""
+
+RIGID_ATOL = 1e-6
+"""Largest deviation of a read-back rotation from orthonormality (and of the bottom row)."""
+
 TRANSFORM_MEANING = (
     'pose of child_frame in parent_frame: maps points from child_frame coordinates into '
     'parent_frame coordinates (x_parent = R x_child + t)'
 )
+
+
+class CalibrationPathError(CalibrationError):
+    """An output file name would leave its folder (absolute, ``..``, separators, symlink)."""
+
+
+def confined_path(folder: PathLike, name: str) -> Path:
+    """``folder / name``, refusing a ``name`` that is not one plain file name in ``folder``.
+
+    Raises:
+        CalibrationPathError: ``name`` is empty, ``.``/``..``, absolute, holds a path separator
+            or NUL, or ``folder / name`` is a link (or resolves to a place) outside ``folder``.
+    """
+    text = str(name)
+    if text in ('', '.', '..') or '\0' in text or '/' in text or '\\' in text \
+            or (os.altsep and os.altsep in text) or os.path.isabs(text):
+        raise CalibrationPathError(
+            f'calibration file name {text!r} must be a plain file name inside {folder} '
+            '(no absolute path, no "..", no separators)'
+        )
+    path = Path(folder) / text
+    root = os.path.realpath(folder)
+    if os.path.lexists(path) and os.path.dirname(os.path.realpath(path)) != root:
+        raise CalibrationPathError(
+            f'calibration file {path} is a link to {os.path.realpath(path)}, outside {root}'
+        )
+    return path
+
+
+def _write_text(path: PathLike, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``."""
+    target = Path(path)
+    handle, temporary = tempfile.mkstemp(prefix=f'.{target.name}.', dir=target.parent)
+    try:
+        os.fchmod(handle, WRITTEN_FILE_MODE)
+        with os.fdopen(handle, 'w') as stream:
+            stream.write(text)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _rigid_transform(value: object, where: str) -> np.ndarray:
+    """A finite (4, 4) rigid transform from nested lists, or CalibrationError naming ``where``."""
+    try:
+        matrix = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError) as error:
+        raise CalibrationError(f'{where} is not a 4x4 matrix of numbers: {error}') from error
+    if matrix.shape != (4, 4) or not np.all(np.isfinite(matrix)):
+        raise CalibrationError(f'{where} must be a finite 4x4 matrix, got shape {matrix.shape}')
+    rotation = matrix[:3, :3]
+    if not np.allclose(matrix[3], (0.0, 0.0, 0.0, 1.0), atol=RIGID_ATOL) or not np.allclose(
+        rotation @ rotation.T, np.eye(3), atol=RIGID_ATOL
+    ) or np.linalg.det(rotation) <= 0.0:
+        raise CalibrationError(f'{where} is not a rigid transform (rotation and translation)')
+    return matrix
+
+
+def _read_bytes(path: PathLike) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise CalibrationError(f'cannot read calibration file {path}: {error}') from error
+
+
+def _read_text(path: PathLike) -> str:
+    try:
+        return _read_bytes(path).decode()
+    except UnicodeDecodeError as error:
+        raise CalibrationError(f'cannot read calibration file {path}: {error}') from error
 
 
 def _number(value: float) -> str:
@@ -123,20 +210,34 @@ def write_extrinsics_yaml(
         },
         'cameras': cameras,
     }
-    Path(path).write_text(
-        yaml.safe_dump(document, sort_keys=False, default_flow_style=None, width=YAML_WIDTH)
+    _write_text(
+        path,
+        yaml.safe_dump(document, sort_keys=False, default_flow_style=None, width=YAML_WIDTH),
     )
 
 
 def read_extrinsics_yaml(path: PathLike) -> dict[str, np.ndarray]:
-    """``{child_frame: parent_T_child (4, 4)}`` from a file of ``write_extrinsics_yaml``."""
-    document = yaml.safe_load(Path(path).read_text())
-    if not isinstance(document, dict) or 'cameras' not in document:
-        raise CalibrationError(f'{path} is not an extrinsics file (no cameras)')
-    return {
-        child: np.array(entry['matrix4x4'], dtype=np.float64)
-        for child, entry in document['cameras'].items()
-    }
+    """``{child_frame: parent_T_child (4, 4)}`` from a file of ``write_extrinsics_yaml``.
+
+    Raises:
+        CalibrationError: the file is unreadable, not YAML, has no ``cameras`` mapping, or an
+            entry lacks a finite rigid ``matrix4x4``.
+    """
+    text = _read_text(path)
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise CalibrationError(f'{path} is not valid YAML: {error}') from error
+    if not isinstance(document, dict) or not isinstance(document.get('cameras'), dict):
+        raise CalibrationError(f'{path} is not an extrinsics file (no cameras mapping)')
+    transforms = {}
+    for child, entry in document['cameras'].items():
+        if not isinstance(child, str) or not child:
+            raise CalibrationError(f'{path}: camera key {child!r} is not a frame name')
+        if not isinstance(entry, dict) or 'matrix4x4' not in entry:
+            raise CalibrationError(f'{path}: camera {child!r} has no matrix4x4')
+        transforms[child] = _rigid_transform(entry['matrix4x4'], f'{path}: {child} matrix4x4')
+    return transforms
 
 
 def write_urdf_snippet(
@@ -168,28 +269,46 @@ def write_urdf_snippet(
             '  </joint>',
         ]
     lines.append('</robot>')
-    Path(path).write_text('\n'.join(lines) + '\n')
+    _write_text(path, '\n'.join(lines) + '\n')
+
+
+def _origin_triple(origin: ElementTree.Element | None, name: str, where: str) -> np.ndarray:
+    """The three finite numbers of ``<origin name="...">`` (zeros when absent)."""
+    text = '0 0 0' if origin is None else origin.get(name, '0 0 0')
+    try:
+        values = [float(part) for part in text.split()]
+    except ValueError as error:
+        raise CalibrationError(f'{where}: origin {name}={text!r} is not numbers') from error
+    if len(values) != 3 or not all(math.isfinite(v) for v in values):
+        raise CalibrationError(f'{where}: origin {name}={text!r} must be 3 finite numbers')
+    return np.array(values)
 
 
 def read_urdf_joints(path: PathLike) -> dict[str, np.ndarray]:
-    """``{child_link: parent_T_child (4, 4)}`` of the fixed joints in a URDF/xacro file."""
-    root = ElementTree.parse(path).getroot()
+    """``{child_link: parent_T_child (4, 4)}`` of the fixed joints in a URDF/xacro file.
+
+    Raises:
+        CalibrationError: the file is unreadable or not XML, or a fixed joint has no child
+            link or an origin that is not three finite numbers each for xyz and rpy.
+    """
+    data = _read_bytes(path)
+    try:
+        root = ElementTree.fromstring(data)
+    except ElementTree.ParseError as error:
+        raise CalibrationError(f'{path} is not valid XML: {error}') from error
     joints = {}
     for joint in root.iter('joint'):
         if joint.get('type') != 'fixed':
             continue
+        where = f'{path}: joint {joint.get("name")!r}'
         child = joint.find('child')
         origin = joint.find('origin')
-        if child is None:
-            raise CalibrationError(f'joint {joint.get("name")!r} has no child link')
-        xyz = np.zeros(3) if origin is None else np.array(
-            origin.get('xyz', '0 0 0').split(), dtype=np.float64
-        )
-        rpy = np.zeros(3) if origin is None else np.array(
-            origin.get('rpy', '0 0 0').split(), dtype=np.float64
-        )
+        if child is None or not child.get('link'):
+            raise CalibrationError(f'{where} has no child link')
+        xyz = _origin_triple(origin, 'xyz', where)
+        rpy = _origin_triple(origin, 'rpy', where)
         rotation = Rotation.from_euler(URDF_EULER_AXES, rpy).as_matrix()
-        joints[child.get('link')] = make_transforms(rotation, xyz)
+        joints[child.get('link')] = _rigid_transform(make_transforms(rotation, xyz), where)
     return joints
 
 
@@ -226,7 +345,8 @@ def write_static_tf_launch(
             + '            ],\n'
             '        ),\n'
         )
-    Path(path).write_text(
+    _write_text(
+        path,
         '"""Static transforms of the camera optical frames from a raydiff_ros rig calibration\n'
         f'(parent_T_child, scale source: {calibration.scale_source})."""\n\n'
         'from launch import LaunchDescription\n'

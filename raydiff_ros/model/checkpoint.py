@@ -401,6 +401,12 @@ def load_state(model_dir: PathLike, verify: bool = True) -> Tuple[RayDiffusionCo
         raise CheckpointError(f'{weights_path} has format version '
                               f'{metadata.get("format_version")!r}, expected {FORMAT_VERSION}')
     validate_state_dict(state, config, str(weights_path))
+    # Our files hold float32 only: another float dtype would make a model of mixed dtypes
+    # (load_state_dict(assign=True) keeps the stored dtype) that fails at inference.
+    wrong = [f'{key} (dtype {tensor.dtype}, expected {STORED_DTYPE})'
+             for key, tensor in sorted(state.items()) if tensor.dtype != STORED_DTYPE]
+    if wrong:
+        raise StateDictMismatchError(str(weights_path), [], [], wrong)
     if verify and tensors_digest(state) != metadata.get('sha256'):
         raise CheckpointError(f'{weights_path} is corrupt: the SHA-256 of its tensors does not '
                               f'match the one recorded when it was saved')
@@ -423,7 +429,8 @@ def tensors_digest(tensors: Mapping[str, torch.Tensor]) -> str:
     for key in sorted(tensors):
         tensor = tensors[key].detach().cpu().contiguous()
         digest.update(f'{key}|{tensor.dtype}|{tuple(tensor.shape)}|'.encode())
-        digest.update(tensor.view(torch.uint8).numpy() if tensor.numel() else b'')
+        # reshape(-1): a 0-dim tensor cannot be viewed as bytes; the bytes are the same
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy() if tensor.numel() else b'')
     return digest.hexdigest()
 
 

@@ -23,6 +23,7 @@ Presets (:func:`preset`):
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
+import math
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Type, TypeVar, Union
 
@@ -56,6 +57,18 @@ RAY_DIM = 6
 
 NDC_DIM = 2
 """Channels of the NDC patch-centre coordinate (x', y') appended to every token."""
+
+
+MAX_SIZES = {
+    'depth': 256, 'num_heads': 1024, 'embed_dim': 16384, 'hidden_size': 16384,
+    'feature_dim': 65536, 'timestep_embedding_dim': 16384, 'image_size': 8192,
+    'patch_size': 8192, 'in_channels': 64, 'pos_embed_grid': 1024, 'num_patches': 256,
+    'max_num_images': 4096, 'max_timesteps': 100_000, 'sampling_stride': 100_000,
+}
+"""Largest accepted value of each size field (far above any real model): a config file asking
+for more is refused before a model is built (a million blocks or a 10^9-row positional table
+would hang or exhaust memory rather than fail)."""
+MAX_MLP_RATIO = 64.0
 
 
 class ConfigError(ValueError):
@@ -125,8 +138,10 @@ class BackboneConfig:
         if self.image_size % self.patch_size:
             raise ConfigError(f'backbone.image_size {self.image_size} is not a multiple of '
                               f'patch_size {self.patch_size}')
-        if self.mlp_ratio <= 0 or self.layer_norm_eps <= 0:
-            raise ConfigError('backbone.mlp_ratio and layer_norm_eps must be positive')
+        _require_finite_positive(self, ('mlp_ratio', 'layer_norm_eps'))
+        if self.mlp_ratio > MAX_MLP_RATIO or not math.isfinite(self.interpolate_offset):
+            raise ConfigError(f'backbone.mlp_ratio must be at most {MAX_MLP_RATIO} and '
+                              f'interpolate_offset finite')
 
     @property
     def mlp_hidden_dim(self) -> int:
@@ -184,9 +199,10 @@ class DenoiserConfig:
         if self.max_num_images < 2:
             raise ConfigError('denoiser.max_num_images must be at least 2 (image 0 + one more '
                               'per chunk)')
-        if min(self.mlp_ratio, self.image_index_base, self.patch_index_base,
-               self.timestep_max_period, self.layer_norm_eps) <= 0:
-            raise ConfigError('denoiser ratios, bases, periods and eps must be positive')
+        _require_finite_positive(self, ('mlp_ratio', 'image_index_base', 'patch_index_base',
+                                        'timestep_max_period', 'layer_norm_eps'))
+        if self.mlp_ratio > MAX_MLP_RATIO:
+            raise ConfigError(f'denoiser.mlp_ratio must be at most {MAX_MLP_RATIO}')
 
     @property
     def in_channels(self) -> int:
@@ -238,8 +254,7 @@ class DiffusionConfig:
             raise ConfigError(f'diffusion.return_timestep {self.return_timestep} is not on the '
                               f'sampling grid {self.max_timesteps - 1}, '
                               f'{self.max_timesteps - 1 - self.sampling_stride}, ...')
-        if self.clip_bound <= 0:
-            raise ConfigError('diffusion.clip_bound must be positive')
+        _require_finite_positive(self, ('clip_bound',))
 
 
 @dataclass(frozen=True)
@@ -424,11 +439,24 @@ def _coerce(value: Any, expected: type, path: str) -> Any:
 
 
 def _require_positive(obj: Any, names: tuple) -> None:
+    """Each field an int in [1, ``MAX_SIZES[name]``]."""
     cls = type(obj).__name__
     for name in names:
         value = getattr(obj, name)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise ConfigError(f'{cls}.{name} must be a positive int, got {value!r}')
+        if value > MAX_SIZES[name]:
+            raise ConfigError(f'{cls}.{name} must be at most {MAX_SIZES[name]}, got {value}')
+
+
+def _require_finite_positive(obj: Any, names: tuple) -> None:
+    """Each field a finite number > 0 (NaN passes a plain ``<= 0`` test)."""
+    for name in names:
+        value = getattr(obj, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value) or value <= 0:
+            raise ConfigError(f'{type(obj).__name__}.{name} must be finite and positive, '
+                              f'got {value!r}')
 
 
 def _require_choice(obj: Any, name: str, choices: tuple) -> None:

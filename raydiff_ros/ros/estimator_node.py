@@ -53,7 +53,12 @@ from raydiff_ros.ros.lifecycle_main import run_lifecycle_node
 from raydiff_ros.ros.node_calibration import NodeCalibration
 from raydiff_ros.ros.node_diagnostics import LOG_THROTTLE_S, NodeDiagnostics
 from raydiff_ros.ros.node_inputs import CameraInputs
-from raydiff_ros.ros.node_parameters import ALL_PARAMETERS, PIPELINE_PARAMETERS, pipeline_config
+from raydiff_ros.ros.node_parameters import (
+    ALL_PARAMETERS,
+    PIPELINE_PARAMETERS,
+    check_node_values,
+    pipeline_config,
+)
 from raydiff_ros.ros.parameters import declare_parameters
 from raydiff_ros.ros.qos import ESTIMATE_QOS
 from raydiff_ros.ros.tf_output import StaticTransformPublisher, TransformPublisher
@@ -83,7 +88,8 @@ class EstimatorNode(LifecycleNode):
 
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        self._config = pipeline_config(declare_parameters(self, ALL_PARAMETERS, pipeline_config))
+        self._config = pipeline_config(
+            declare_parameters(self, ALL_PARAMETERS, check_node_values))
         self._lock = threading.Lock()
         self._estimator = None
         self._scheduler: Optional[InferenceScheduler] = None

@@ -5,7 +5,10 @@ re-solved; the calibrated extrinsics ``rig_T_camera`` (rig frame = the optical f
 0) replace the per-set transforms on ``/tf_static``, under ``frame_prefix``. The service
 (std_srvs/Trigger) writes them into ``calibration_output_dir`` as ``extrinsics.yaml``,
 ``rig.urdf.xacro`` and ``static_transforms.launch.py``, expressed in
-``calibration_parent_frame`` (empty: the first camera's optical frame).
+``calibration_parent_frame`` (empty: the first camera's optical frame). Each file is joined to
+the folder with ``confined_path`` (a link there pointing out of the folder is refused, and the
+writers replace a file rather than write through a link), and ``calibration_output_dir`` is
+read-only: it is set at start-up, not by any participant on the ROS graph at run time.
 
 Threads: estimates come from the inference worker, the service from the executor; the
 calibrator is guarded by a lock.
@@ -20,6 +23,7 @@ from std_srvs.srv import Trigger
 
 from raydiff_ros.calibration.aggregation import CalibrationError, RigCalibrator
 from raydiff_ros.calibration.export import (
+    confined_path,
     write_extrinsics_yaml,
     write_static_tf_launch,
     write_urdf_snippet,
@@ -120,11 +124,10 @@ class NodeCalibration:
             folder.mkdir(parents=True, exist_ok=True)
             frames = self._frames_of(range(calibration.num_cameras))
             parent = self._param('calibration_parent_frame') or frames[0]
-            write_extrinsics_yaml(calibration, folder / CALIBRATION_FILES['yaml'], frames, parent)
-            write_urdf_snippet(calibration, folder / CALIBRATION_FILES['urdf'], frames, parent)
-            write_static_tf_launch(
-                calibration, folder / CALIBRATION_FILES['launch'], frames, parent
-            )
+            paths = {kind: confined_path(folder, name) for kind, name in CALIBRATION_FILES.items()}
+            write_extrinsics_yaml(calibration, paths['yaml'], frames, parent)
+            write_urdf_snippet(calibration, paths['urdf'], frames, parent)
+            write_static_tf_launch(calibration, paths['launch'], frames, parent)
         except (CalibrationError, OSError) as error:
             response.success = False
             response.message = f'calibration not saved: {error}'

@@ -133,7 +133,8 @@ class NodeConfig:
     calibration_output_dir: str = parameter(
         'raydiff_calibration',
         'folder ~/save_calibration writes extrinsics.yaml, rig.urdf.xacro and '
-        'static_transforms.launch.py into',
+        'static_transforms.launch.py into (fixed names, never outside it)',
+        read_only=True,
     )
     calibration_parent_frame: str = parameter(
         '',

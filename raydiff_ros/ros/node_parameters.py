@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 from raydiff_ros.parameter_fields import parameter_fields
 from raydiff_ros.pipeline.config import PipelineConfig, pipeline_parameter_fields
+from raydiff_ros.pipeline.view_sets import MIN_VIEWS
 from raydiff_ros.ros.node_config import NodeConfig
 
 NODE_PARAMETERS = parameter_fields(NodeConfig)
@@ -29,3 +30,22 @@ def pipeline_config(values: Mapping[str, Any]) -> PipelineConfig:
     return PipelineConfig.from_parameters(
         {spec.name: values[spec.name] for spec in PIPELINE_PARAMETERS}
     )
+
+
+def check_node_values(values: Mapping[str, Any]) -> PipelineConfig:
+    """The pipeline config, after checking the values that must agree across the two groups.
+
+    Rig mode needs ``MIN_VIEWS <= num_cameras <= max_views`` (every camera is one view of a
+    rig set); otherwise the view-set builder would refuse every set at run time.
+
+    Raises:
+        ValueError: naming the parameters, as :func:`pipeline_config` does.
+    """
+    config = pipeline_config(values)
+    cameras, max_views = values['num_cameras'], config.view_sets.max_views
+    if values['mode'] == 'rig' and not MIN_VIEWS <= cameras <= max_views:
+        raise ValueError(
+            f'mode rig needs {MIN_VIEWS} <= num_cameras <= max_views, got num_cameras '
+            f'{cameras} and max_views {max_views} (use mode temporal for one camera)'
+        )
+    return config
