@@ -20,7 +20,8 @@ import numpy as np
 MAX_BYTE = 255.0
 
 
-def _pair(values) -> tuple[float, float]:
+def value_range(values) -> tuple[float, float]:
+    """A configured ``(low, high)`` range as floats; a reversed range is a ValueError."""
     low, high = (float(v) for v in values)
     if high < low:
         raise ValueError(f'range ({low}, {high}) is reversed')
@@ -69,13 +70,13 @@ class PhotometricParams:
 def sample_photometric(rng: np.random.Generator, config: PhotometricConfig) -> PhotometricParams:
     """Draw one view's parameters from ``rng`` (always the same number of draws)."""
     apply = rng.uniform() < config.probability
-    gain = float(rng.uniform(*_pair(config.gain)))
-    wb = tuple(float(v) for v in rng.uniform(*_pair(config.white_balance), 3))
-    gamma = float(rng.uniform(*_pair(config.gamma)))
+    gain = float(rng.uniform(*value_range(config.gain)))
+    wb = tuple(float(v) for v in rng.uniform(*value_range(config.white_balance), 3))
+    gamma = float(rng.uniform(*value_range(config.gamma)))
     blur = rng.uniform() < config.blur_probability
-    sigma = float(rng.uniform(*_pair(config.blur_sigma)))
-    read = float(rng.uniform(*_pair(config.read_noise_std)))
-    shot = float(rng.uniform(*_pair(config.shot_noise)))
+    sigma = float(rng.uniform(*value_range(config.blur_sigma)))
+    read = float(rng.uniform(*value_range(config.read_noise_std)))
+    shot = float(rng.uniform(*value_range(config.shot_noise)))
     noise_seed = int(rng.integers(2**31 - 1))
     if not apply:
         return PhotometricParams()

@@ -40,6 +40,7 @@ from raydiff_ros.data.camera_models import (
     intrinsics_from_vertical_fov,
     look_at_rotation,
 )
+from raydiff_ros.data.photometric import value_range
 from raydiff_ros.data.textures import TEXTURE_KINDS
 from raydiff_ros.geometry.transforms import axis_angle_rotations
 
@@ -53,13 +54,6 @@ AXIS_UPS = np.array(
     [[0, 0, 1], [0, 0, -1], [1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0]], dtype=np.float64
 )
 """Mesh axes that may point up when an object is not kept in its file orientation."""
-
-
-def _pair(values) -> tuple[float, float]:
-    low, high = (float(v) for v in values)
-    if high < low:
-        raise ValueError(f'range ({low}, {high}) is reversed')
-    return low, high
 
 
 @dataclass(frozen=True)
@@ -368,22 +362,22 @@ def _weighted_choice(rng: np.random.Generator, weighted: tuple) -> str:
 def sample_tint(rng: np.random.Generator, appearance: AppearanceConfig) -> tuple:
     """RGBA multiplier of a texture: white, or a random light colour."""
     if rng.uniform() < appearance.tint_probability:
-        return tuple(float(v) for v in rng.uniform(*_pair(appearance.tint), 3)) + (1.0,)
+        return tuple(float(v) for v in rng.uniform(*value_range(appearance.tint), 3)) + (1.0,)
     return WHITE
 
 
 def sample_light(rng: np.random.Generator, appearance: AppearanceConfig) -> LightSpec:
     """Directional light from the upper hemisphere, random coefficients and background."""
     azimuth = rng.uniform(0, 2 * np.pi)
-    elevation = np.radians(rng.uniform(*_pair(appearance.light_elevation_deg)))
+    elevation = np.radians(rng.uniform(*value_range(appearance.light_elevation_deg)))
     direction = (np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth),
                  np.sin(elevation))
     return LightSpec(
         direction=tuple(float(v) for v in direction),
-        color=tuple(float(v) for v in rng.uniform(*_pair(appearance.light_color), 3)),
-        ambient=float(rng.uniform(*_pair(appearance.ambient))),
-        diffuse=float(rng.uniform(*_pair(appearance.diffuse))),
-        specular=float(rng.uniform(*_pair(appearance.specular))),
+        color=tuple(float(v) for v in rng.uniform(*value_range(appearance.light_color), 3)),
+        ambient=float(rng.uniform(*value_range(appearance.ambient))),
+        diffuse=float(rng.uniform(*value_range(appearance.diffuse))),
+        specular=float(rng.uniform(*value_range(appearance.specular))),
         shadow=bool(rng.uniform() < appearance.shadow_probability),
         background_rgb=tuple(int(v) for v in rng.integers(0, 256, 3)),
     )
@@ -401,8 +395,8 @@ def sample_mesh(rng: np.random.Generator, appearance: AppearanceConfig) -> MeshR
         return MeshRef('textured', TEXTURED_OBJECTS[int(rng.integers(len(TEXTURED_OBJECTS)))][0])
     if source == 'plain':
         return MeshRef('plain', PLAIN_MESHES[int(rng.integers(len(PLAIN_MESHES)))])
-    exponents = rng.uniform(*_pair(appearance.superquadric_exponents), 2)
-    extents = rng.uniform(*_pair(appearance.superquadric_extents), 3)
+    exponents = rng.uniform(*value_range(appearance.superquadric_exponents), 2)
+    extents = rng.uniform(*value_range(appearance.superquadric_extents), 3)
     params = tuple(float(v) for v in np.concatenate([exponents, extents]))
     name = 'sq_' + '_'.join(f'{v:.4f}' for v in params)
     return MeshRef('superquadric', name, params)
@@ -447,7 +441,7 @@ def sample_object(
         texture = TextureSpec('image', own)
     else:
         texture = sample_texture(rng, appearance)
-    scale = half_size * rng.uniform(*_pair(stretch), 3)
+    scale = half_size * rng.uniform(*value_range(stretch), 3)
     rotation = sample_orientation(rng, appearance)
     position, radius = place_on_floor(library, mesh, scale, rotation, xy, floor_height)
     spec = ObjectSpec(mesh=mesh, texture=texture, rgba=sample_tint(rng, appearance),
@@ -462,12 +456,12 @@ def _room_spec(
     return RoomSpec(
         floor_half_size=float(floor_half),
         floor_texture=sample_texture(rng, appearance),
-        floor_repeats=float(rng.uniform(*_pair(appearance.floor_repeats))),
+        floor_repeats=float(rng.uniform(*value_range(appearance.floor_repeats))),
         floor_rgba=sample_tint(rng, appearance),
         wall_distance=None if wall_distance is None else float(wall_distance),
         wall_height=float(wall_height),
         wall_texture=sample_texture(rng, appearance),
-        wall_repeats=float(rng.uniform(*_pair(appearance.floor_repeats))),
+        wall_repeats=float(rng.uniform(*value_range(appearance.floor_repeats))),
         table=table,
     )
 
@@ -478,9 +472,9 @@ def sample_room(
 ) -> RoomSpec:
     """Floor and (probably) walls around a scene of horizontal size ``extent``."""
     walls = rng.uniform() < appearance.wall_probability
-    wall_distance = float(extent * rng.uniform(*_pair(appearance.wall_distance))) if walls \
+    wall_distance = float(extent * rng.uniform(*value_range(appearance.wall_distance))) if walls \
         else None
-    wall_height = float(extent * rng.uniform(*_pair(appearance.wall_height)))
+    wall_height = float(extent * rng.uniform(*value_range(appearance.wall_height)))
     return _room_spec(rng, appearance, extent * appearance.floor_extent, wall_distance,
                       wall_height, table)
 
@@ -496,8 +490,8 @@ def sample_furniture(
     count = int(rng.integers(config.furniture[0], config.furniture[1] + 1))
     for k in range(count):
         _, width, depth, height = kinds[int(rng.integers(len(kinds)))]
-        half = np.array([rng.uniform(*_pair(width)), rng.uniform(*_pair(depth)),
-                         rng.uniform(*_pair(height))])
+        half = np.array([rng.uniform(*value_range(width)), rng.uniform(*value_range(depth)),
+                         rng.uniform(*value_range(height))])
         half[0] = min(half[0], 0.45 * wall_distance)
         side = int(rng.integers(4))
         normal_angle = side * np.pi / 2  # outward normal of the wall
@@ -526,15 +520,15 @@ def sample_object_scene(
                                  np.zeros(2), label=1)
     objects = [main]
     for k in range(int(rng.integers(cfg.distractors[0], cfg.distractors[1] + 1))):
-        size = cfg.object_half_size * rng.uniform(*_pair(cfg.distractor_scale))
+        size = cfg.object_half_size * rng.uniform(*value_range(cfg.distractor_scale))
         angle = rng.uniform(0, 2 * np.pi)
-        distance = radius * rng.uniform(*_pair(cfg.distractor_distance))
+        distance = radius * rng.uniform(*value_range(cfg.distractor_distance))
         xy = distance * np.array([np.cos(angle), np.sin(angle)])
         distractor, _ = sample_object(rng, library, appearance, size, cfg.stretch, xy,
                                       label=k + 2)
         objects.append(distractor)
-    fov = float(rng.uniform(*_pair(cfg.vertical_fov_deg)))
-    fill = rng.uniform(*_pair(cfg.fill_fraction))
+    fov = float(rng.uniform(*value_range(cfg.vertical_fov_deg)))
+    fill = rng.uniform(*value_range(cfg.fill_fraction))
     base_distance = radius / np.tan(np.radians(fov) / 2) / fill
     layout = OrbitLayout(target=main.position.copy(), radius=radius,
                          base_distance=float(base_distance), vertical_fov_deg=fov,
@@ -567,7 +561,7 @@ def _scatter_objects(
     cfg, appearance = config.rig_scene, config.appearance
     objects = []
     for _ in range(int(rng.integers(cfg.objects[0], cfg.objects[1] + 1))):
-        size = rng.uniform(*_pair(cfg.object_half_size))
+        size = rng.uniform(*value_range(cfg.object_half_size))
         xy = _scatter(rng, half, placed, size, cfg.min_object_gap)
         if xy is None:
             continue
@@ -585,23 +579,23 @@ def sample_outward_rig_scene(
     cameras looking outwards from a compact mount. Focus: clutter and furniture (the walls and
     floor are not focus, so every view must show furniture or clutter)."""
     cfg, appearance = config.rig_scene, config.appearance
-    room_half = float(rng.uniform(*_pair(cfg.room_half_size)))
+    room_half = float(rng.uniform(*value_range(cfg.room_half_size)))
     mount_xy = rng.uniform(-1, 1, 2) * cfg.outward_mount_offset * room_half
-    ring_radius = float(rng.uniform(*_pair(cfg.outward_ring_radius)))
-    height = float(rng.uniform(*_pair(cfg.camera_height)))
+    ring_radius = float(rng.uniform(*value_range(cfg.outward_ring_radius)))
+    height = float(rng.uniform(*value_range(cfg.camera_height)))
     placed = [(mount_xy, ring_radius + cfg.outward_clearance)]
     inner = np.full(2, 0.85 * room_half)
     objects = _scatter_objects(rng, library, config, inner, placed)
     objects += sample_furniture(rng, appearance, cfg, room_half, len(objects) + 1)
-    wall_height = float(rng.uniform(*_pair(cfg.room_wall_height)))
+    wall_height = float(rng.uniform(*value_range(cfg.room_wall_height)))
     layout = RigLayout(
         kind='outward', workspace_min=np.array([-room_half, -room_half, 0.0]),
         workspace_max=np.array([room_half, room_half, wall_height]),
         rig_center=np.array([mount_xy[0], mount_xy[1], height]), cluster_radius=ring_radius,
         sector_start=float(rng.uniform(0, 2 * np.pi)), sector_width=2 * np.pi,
-        vertical_fov_deg=float(rng.uniform(*_pair(cfg.outward_vertical_fov_deg))),
-        overlap=float(rng.uniform(*_pair(cfg.outward_overlap))),
-        pitch_deg=float(rng.uniform(*_pair(cfg.outward_pitch_deg))),
+        vertical_fov_deg=float(rng.uniform(*value_range(cfg.outward_vertical_fov_deg))),
+        overlap=float(rng.uniform(*value_range(cfg.outward_overlap))),
+        pitch_deg=float(rng.uniform(*value_range(cfg.outward_pitch_deg))),
     )
     room = _room_spec(rng, appearance, 1.2 * room_half, room_half, wall_height)
     return SceneSpec(scene_type='rig', objects=tuple(objects), room=room,
@@ -619,10 +613,10 @@ def sample_rig_scene(
     if rng.uniform() < cfg.outward_probability:
         return sample_outward_rig_scene(rng, library, config)
     in_room = bool(rng.uniform() < cfg.room_probability)
-    half = rng.uniform(*_pair(cfg.workspace_half_size), 2)
+    half = rng.uniform(*value_range(cfg.workspace_half_size), 2)
     floor_height, table = 0.0, None
     if rng.uniform() < cfg.table_probability:
-        floor_height = float(rng.uniform(*_pair(cfg.table_height)))
+        floor_height = float(rng.uniform(*value_range(cfg.table_height)))
         table_scale = np.array([half[0] * cfg.table_margin, half[1] * cfg.table_margin,
                                 floor_height / 2])
         table = ObjectSpec(
@@ -636,23 +630,23 @@ def sample_rig_scene(
     workspace_max = np.array([half[0], half[1], max(top, floor_height + cfg.min_camera_height)])
     cluster = bool(rng.uniform() < cfg.cluster_probability)
     rig_azimuth = rng.uniform(0, 2 * np.pi)
-    rig_distance = rng.uniform(*_pair(cfg.camera_distance))
+    rig_distance = rng.uniform(*value_range(cfg.camera_distance))
     rig_center = np.array([rig_distance * np.cos(rig_azimuth), rig_distance * np.sin(rig_azimuth),
-                           floor_height + rng.uniform(*_pair(cfg.camera_height))])
+                           floor_height + rng.uniform(*value_range(cfg.camera_height))])
     layout = RigLayout(
         kind='cluster' if cluster else 'surround', workspace_min=workspace_min,
         workspace_max=workspace_max, rig_center=rig_center,
-        cluster_radius=float(rng.uniform(*_pair(cfg.cluster_radius))),
+        cluster_radius=float(rng.uniform(*value_range(cfg.cluster_radius))),
         sector_start=float(rng.uniform(0, 2 * np.pi)),
-        sector_width=float(np.radians(rng.uniform(*_pair(cfg.surround_sector_deg)))),
+        sector_width=float(np.radians(rng.uniform(*value_range(cfg.surround_sector_deg)))),
     )
     extent = cfg.camera_distance[1] + float(half.max())
     focus = tuple(o.label for o in objects)
     if in_room:
-        wall_distance = extent * float(rng.uniform(*_pair(cfg.room_wall_distance)))
+        wall_distance = extent * float(rng.uniform(*value_range(cfg.room_wall_distance)))
         objects += sample_furniture(rng, appearance, cfg, wall_distance, len(objects) + 1)
         room = _room_spec(rng, appearance, 1.2 * wall_distance, wall_distance,
-                          float(rng.uniform(*_pair(cfg.room_wall_height))), table)
+                          float(rng.uniform(*value_range(cfg.room_wall_height))), table)
     else:
         room = sample_room(rng, appearance, extent, table)
     return SceneSpec(
@@ -688,8 +682,8 @@ def sample_orbit_camera(
                                      _principal_offset(rng, config.principal_jitter, width,
                                                        height))
     azimuth = rng.uniform(0, 2 * np.pi)
-    elevation = np.radians(rng.uniform(*_pair(config.elevation_deg)))
-    distance = layout.base_distance * rng.uniform(*_pair(config.distance_jitter))
+    elevation = np.radians(rng.uniform(*value_range(config.elevation_deg)))
+    distance = layout.base_distance * rng.uniform(*value_range(config.distance_jitter))
     offset = distance * np.array([np.cos(elevation) * np.cos(azimuth),
                                   np.cos(elevation) * np.sin(azimuth), np.sin(elevation)])
     center = layout.target + offset
@@ -733,7 +727,7 @@ def sample_rig_camera(
     ones follow :func:`sample_outward_camera`."""
     if layout.kind == 'outward':
         return sample_outward_camera(rng, layout, config, width, height, view_index)
-    fov = float(rng.uniform(*_pair(config.vertical_fov_deg)))
+    fov = float(rng.uniform(*value_range(config.vertical_fov_deg)))
     K = intrinsics_from_vertical_fov(fov, width, height,
                                      _principal_offset(rng, config.principal_jitter, width,
                                                        height))
@@ -744,9 +738,9 @@ def sample_rig_camera(
         center = layout.rig_center + direction * radius
     else:
         azimuth = layout.sector_start + rng.uniform(0, layout.sector_width)
-        distance = rng.uniform(*_pair(config.camera_distance))
-        center = np.array([distance * np.cos(azimuth), distance * np.sin(azimuth),
-                           layout.workspace_min[2] + rng.uniform(*_pair(config.camera_height))])
+        distance = rng.uniform(*value_range(config.camera_distance))
+        height = layout.workspace_min[2] + rng.uniform(*value_range(config.camera_height))
+        center = np.array([distance * np.cos(azimuth), distance * np.sin(azimuth), height])
     center[2] = max(center[2], layout.workspace_min[2] + config.min_camera_height)
     target = rng.uniform(layout.workspace_min, layout.workspace_max)
     roll = np.radians(rng.normal(0, config.roll_std_deg))
