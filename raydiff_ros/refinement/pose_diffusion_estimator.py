@@ -1,51 +1,29 @@
-"""The ``pose_diffusion`` estimator: camera-parameter diffusion with geometry-guided sampling.
+"""Registry factory of ``pose_diffusion``: the pose-diffusion estimator with its matcher.
 
-PoseDiffusion (Wang et al., ICCV 2023) on this package's backbones
-(:mod:`raydiff_ros.model.pose_diffusion`): per view set, crop and resize as the ray engine
-(:mod:`raydiff_ros.inference.preprocess`), backbone features once, ``num_samples`` samples of
-the camera encodings in one batch, and, when guidance is on and the intrinsics are known, the
-x0 predictions of the last ``guidance_steps`` sampler steps moved down the robust Sampson error
-of verified matches (:class:`~raydiff_ros.model.pose_diffusion.SampsonGuidance`). It lives in
-``refinement`` because it needs both the model and the features package (matchers).
+:class:`raydiff_ros.inference.pose_diffusion.PoseDiffusionEstimator` takes a matcher of
+verified correspondences for its geometry guidance; this module builds it from the features
+package (here because ``refinement`` may import both ``inference`` and ``features``):
 
-Matches (``matcher``): ``sift`` = :func:`raydiff_ros.features.matching.match_view_set` (SIFT,
-ratio test, essential-matrix RANSAC; always available); ``xfeat`` / ``aliked`` / ``disk`` =
-:class:`~raydiff_ros.features.local_features.FeatureMatcher` with each pair verified by
-:func:`~raydiff_ros.features.relative_pose.relative_pose` (poselib). A learned matcher whose
-wheel is missing turns the guidance off with a warning (``last_report.reason``).
+* ``sift`` (default): :func:`raydiff_ros.features.matching.match_view_set` (SIFT, ratio test,
+  essential-matrix RANSAC; OpenCV, always available), as the ``guided`` refinement;
+* ``xfeat`` / ``aliked`` / ``disk``: :class:`~raydiff_ros.features.local_features.
+  FeatureMatcher`, each pair verified by :func:`~raydiff_ros.features.relative_pose.
+  relative_pose` (poselib LO-RANSAC, known intrinsics). A matcher whose weight wheel is missing
+  turns the guidance off with a warning (the estimator's ``last_report.reason`` says why).
 
-Focal length: with known K and ``fix_focal`` (default) the focal entry of every x0 is replaced
-by the known focal (in crop NDC units), so the other parameters are sampled given it, and the
-result's K is the given K. Without K the focal is sampled, and the result's K has that focal
-with the principal point at the crop centre (``intrinsics_estimated``). Guidance needs K.
-
-Result: ``reference_T_camera`` (N, 4, 4) = pose of each camera's optical frame (OpenCV/ROS axes)
-in camera 0's optical frame, scaled so that cameras 1..N-1 are at mean distance 1 from camera 0;
-``samples_reference_T_camera`` (S, N, 4, 4); the point estimate is the medoid sample and
-``uncertainty`` (N,) the RMS rotation spread of the samples in degrees (as ``ray_diffusion``).
+Options (``EstimatorOptions.extra``, ``--option KEY=VALUE``): ``matcher``, ``max_keypoints``
+and the fields of :class:`~raydiff_ros.inference.pose_diffusion.PoseDiffusionOptions`
+(``guidance: false`` turns guidance off, ``guidance_steps`` the guided sampler steps, ...).
 """
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields
 import logging
-import math
-from pathlib import Path
-import threading
-import time
-from typing import Callable, Optional, Union
+from typing import Mapping, Optional
 
 import numpy as np
 import torch
 
-from raydiff_ros.estimation.contract import (
-    MIN_VIEWS,
-    POSE_SOURCE_REFERENCE,
-    EstimationError,
-    EstimationResult,
-    EstimatorError,
-    ViewSetInput,
-    medoid_index,
-    sample_spread,
-)
+from raydiff_ros.estimation.contract import EstimatorError
 from raydiff_ros.estimation.registry import EstimatorOptions
 from raydiff_ros.features.local_features import (
     METHODS,
@@ -54,126 +32,22 @@ from raydiff_ros.features.local_features import (
     MatcherUnavailableError,
 )
 from raydiff_ros.features.matching import MatchingConfig, PairMatches, match_view_set
-from raydiff_ros.features.relative_pose import TwoViewConfig, relative_pose
-from raydiff_ros.geometry.camera import Cameras
-from raydiff_ros.geometry.camera_encoding import decode_cameras, focal_pixels_from_ndc
-from raydiff_ros.inference.engine import reference_poses, resolve_device, resolve_dtype
-from raydiff_ros.inference.preprocess import CropConfig, ImageInputError, preprocess_views
-from raydiff_ros.model.pose_diffusion import (
-    Correspondences,
-    PoseDiffusionModel,
-    PoseGuidanceConfig,
-    SampsonGuidance,
-    focal_ndc,
-    load_pose_model,
-    sample_cameras,
+from raydiff_ros.features.relative_pose import MIN_POINTS, TwoViewConfig, relative_pose
+from raydiff_ros.inference.pose_diffusion import (
+    CorrespondenceMatcher,
+    PoseDiffusionEstimator,
+    PoseDiffusionOptions,
 )
+from raydiff_ros.model.pose_diffusion import Correspondences
 
 LOGGER = logging.getLogger(__name__)
-NAME = 'pose_diffusion'
-GUIDED_SUFFIX = '+guided'
-WARMUP_IMAGE_SIZE = (64, 48)
-WARMUP_GREY = 128
-
-Matcher = Callable[[list[np.ndarray], np.ndarray], list[PairMatches]]
-"""matcher(N (H, W, 3) uint8 images, K (N, 3, 3)) -> verified matches in full-image pixels."""
-
-
-@dataclass(frozen=True)
-class PoseDiffusionOptions:
-    """Options of ``pose_diffusion`` (``EstimatorOptions.extra``, ``--option KEY=VALUE``).
-
-    Attributes:
-        guidance: geometry-guided sampling on (needs K and enough verified matches).
-        guidance_steps: sampler steps, counted from the end, whose x0 is guided.
-        guidance_iterations: gradient steps per guided sampler step.
-        guidance_step: largest change of an encoding entry per gradient step.
-        robust_scale_px: Cauchy scale of the Sampson loss (pixels).
-        matcher: 'sift' (OpenCV, always available), 'xfeat', 'aliked' or 'disk'.
-        max_keypoints: keypoints per image of a learned matcher.
-        min_matches: fewer verified matches in all -> no guidance for that set.
-        fix_focal: with known K, hold the focal entries at the known focal.
-        eta: sampler noise (0: deterministic posterior mean, 1: DDPM).
-        max_views: largest view set accepted.
-    """
-
-    guidance: bool = True
-    guidance_steps: int = 3
-    guidance_iterations: int = 10
-    guidance_step: float = 0.05
-    robust_scale_px: float = 2.0
-    matcher: str = 'sift'
-    max_keypoints: int = 1024
-    min_matches: int = 30
-    fix_focal: bool = True
-    eta: float = 0.0
-    max_views: int = 32
-
-    def __post_init__(self) -> None:
-        if self.matcher not in METHODS:
-            raise EstimatorError(f'pose_diffusion: matcher must be one of {METHODS}, got '
-                                 f'{self.matcher!r}')
-        counts = {'guidance_steps': (self.guidance_steps, 0),
-                  'guidance_iterations': (self.guidance_iterations, 1),
-                  'max_keypoints': (self.max_keypoints, 8), 'min_matches': (self.min_matches, 1),
-                  'max_views': (self.max_views, MIN_VIEWS)}
-        for name, (value, low) in counts.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise EstimatorError(f'pose_diffusion: {name} must be an integer >= {low}, got '
-                                     f'{value!r}')
-        for name in ('guidance_step', 'robust_scale_px'):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not math.isfinite(value) or value <= 0:
-                raise EstimatorError(f'pose_diffusion: {name} must be a positive number, got '
-                                     f'{value!r}')
-        if isinstance(self.eta, bool) or not isinstance(self.eta, (int, float)) \
-                or not 0 <= self.eta <= 1:
-            raise EstimatorError(f'pose_diffusion: eta must be in [0, 1], got {self.eta!r}')
-        for name in ('guidance', 'fix_focal'):
-            if not isinstance(getattr(self, name), bool):
-                raise EstimatorError(f'pose_diffusion: {name} must be true or false')
-
-    def guidance_config(self) -> PoseGuidanceConfig:
-        return PoseGuidanceConfig(last_steps=self.guidance_steps,
-                                  iterations=self.guidance_iterations,
-                                  step=float(self.guidance_step),
-                                  robust_scale_px=float(self.robust_scale_px))
-
-
-@dataclass(frozen=True)
-class PoseGuidanceReport:
-    """What the last estimate's guidance did.
-
-    Attributes:
-        guided: False when no guidance ran (see ``reason``).
-        reason: why not ('' when guided).
-        num_matches: verified matches found (0 when matching did not run).
-        losses: mean Sampson loss before each guidance gradient step, in order.
-        matching_seconds, guidance_seconds: wall times.
-    """
-
-    guided: bool
-    reason: str = ''
-    num_matches: int = 0
-    losses: tuple[float, ...] = ()
-    matching_seconds: float = 0.0
-    guidance_seconds: float = 0.0
-
-
-class _TimedGuidance(SampsonGuidance):
-    seconds: float = 0.0
-
-    def __call__(self, x0: torch.Tensor) -> torch.Tensor:
-        start = time.perf_counter()
-        try:
-            return super().__call__(x0)
-        finally:
-            self.seconds += time.perf_counter() - start
+DEFAULT_MATCHER = 'sift'
+DEFAULT_MAX_KEYPOINTS = 1024
+MATCHER_OPTIONS = ('matcher', 'max_keypoints')
 
 
 def correspondences_from_matches(matches: list[PairMatches]) -> Correspondences:
-    """Flatten per-pair matches into one :class:`Correspondences` (float64 pixels)."""
+    """Per-pair matches -> one :class:`Correspondences` (float64 pixels, M = all matches)."""
     sizes = [pair.num_matches for pair in matches]
     pair_i = np.repeat([pair.i for pair in matches], sizes).astype(np.int64)
     pair_j = np.repeat([pair.j for pair in matches], sizes).astype(np.int64)
@@ -183,211 +57,60 @@ def correspondences_from_matches(matches: list[PairMatches]) -> Correspondences:
                            torch.from_numpy(points_i), torch.from_numpy(points_j))
 
 
-class PoseDiffusionEstimator:
-    """Loads a pose-diffusion model once and estimates view sets (a ``PoseEstimator``).
-
-    Args:
-        model: a model folder, or a :class:`PoseDiffusionModel` in memory.
-        options: guidance, matcher and sampler options.
-        device, dtype, num_samples, seed: as ``EstimatorOptions``.
-        matcher: replaces the configured matcher (e.g. known correspondences in tests).
-        warmup: run one small estimate now.
+def build_matcher(method: str, max_keypoints: int, device: str,
+                  seed: int) -> tuple[Optional[CorrespondenceMatcher], str]:
+    """(matcher, '') or (None, reason) when the method's weights or libraries are missing.
 
     Raises:
-        EstimatorError: the model cannot be loaded or an option is bad.
+        EstimatorError: unknown method or bad keypoint count.
     """
+    if method not in METHODS:
+        raise EstimatorError(f'pose_diffusion: matcher must be one of {METHODS}, got '
+                             f'{method!r}')
+    if method == 'sift':
+        config = MatchingConfig(seed=seed)
+        return (lambda images, K: correspondences_from_matches(
+            match_view_set(images, K, config))), ''
+    try:
+        features = FeatureMatcher(LocalFeaturesConfig(method=method, max_keypoints=max_keypoints,
+                                                      device=device))
+    except MatcherUnavailableError as error:
+        reason = f'matcher {method!r} unavailable ({error}): guidance off'
+        LOGGER.warning('pose_diffusion: %s', reason)
+        return None, reason
+    two_view = TwoViewConfig(seed=seed)
 
-    name = NAME
+    def learned(images: list[np.ndarray], K: np.ndarray) -> Correspondences:
+        extracted = [features.extract(image) for image in images]
+        sizes = [(image.shape[1], image.shape[0]) for image in images]
+        pairs = []
+        for i in range(len(images)):
+            for j in range(i + 1, len(images)):
+                index = features.match(extracted[i], extracted[j])
+                if len(index) < MIN_POINTS:
+                    continue
+                pose = relative_pose(i, j, extracted[i].keypoints[index[:, 0]],
+                                     extracted[j].keypoints[index[:, 1]], K[i], K[j],
+                                     sizes[i], sizes[j], two_view)
+                if pose is not None:
+                    pairs.append(PairMatches(i, j, pose.points_i, pose.points_j))
+        return correspondences_from_matches(pairs)
 
-    def __init__(self, model: Union[PoseDiffusionModel, str, Path],
-                 options: Optional[PoseDiffusionOptions] = None, *, device: str = 'auto',
-                 dtype: str = 'auto', num_samples: int = 1, seed: int = 0,
-                 matcher: Optional[Matcher] = None, warmup: bool = False) -> None:
-        self.options = options or PoseDiffusionOptions()
-        try:
-            self.device = resolve_device(device)
-        except (EstimationError, RuntimeError) as error:
-            raise EstimatorError(f'pose_diffusion: {error}') from error
-        self.dtype = resolve_dtype(dtype, self.device)
-        if num_samples < 1:
-            raise EstimatorError(f'num_samples must be >= 1, got {num_samples}')
-        self.num_samples, self.seed = num_samples, seed
-        if isinstance(model, PoseDiffusionModel):
-            self.model = model.to(self.device).eval()
-            self.model_name = 'in-memory'
-        else:
-            try:
-                self.model = load_pose_model(model, device=self.device)
-            except (ValueError, OSError) as error:
-                raise EstimatorError(f'pose_diffusion: cannot load {model}: {error}') from error
-            self.model_name = Path(model).name
-        self._crop = CropConfig(input_size=self.model.config.backbone.image_size)
-        self._lock = threading.Lock()
-        self._matcher = matcher
-        self._matcher_error = ''
-        if matcher is None and self.options.guidance:
-            self._matcher, self._matcher_error = self._build_matcher()
-        self.last_report = PoseGuidanceReport(guided=False, reason='no estimate yet')
-        if warmup:
-            self.warmup()
-
-    def _build_matcher(self) -> tuple[Optional[Matcher], str]:
-        method = self.options.matcher
-        if method == 'sift':
-            return (lambda images, K: match_view_set(images, K, MatchingConfig(seed=self.seed)),
-                    '')
-        try:
-            features = FeatureMatcher(LocalFeaturesConfig(
-                method=method, max_keypoints=self.options.max_keypoints,
-                device=str(self.device)))
-            two_view = TwoViewConfig(seed=self.seed)
-        except MatcherUnavailableError as error:
-            reason = f'matcher {method!r} unavailable ({error}): guidance off'
-            LOGGER.warning('pose_diffusion: %s', reason)
-            return None, reason
-
-        def learned(images: list[np.ndarray], K: np.ndarray) -> list[PairMatches]:
-            extracted = [features.extract(image) for image in images]
-            pairs = []
-            for i in range(len(images)):
-                for j in range(i + 1, len(images)):
-                    index = features.match(extracted[i], extracted[j])
-                    if len(index) < 5:
-                        continue
-                    size = [(image.shape[1], image.shape[0]) for image in (images[i], images[j])]
-                    pose = relative_pose(i, j, extracted[i].keypoints[index[:, 0]],
-                                         extracted[j].keypoints[index[:, 1]], K[i], K[j],
-                                         size[0], size[1], two_view)
-                    if pose is not None:
-                        pairs.append(PairMatches(i, j, pose.points_i, pose.points_j))
-            return pairs
-
-        return learned, ''
-
-    def warmup(self) -> None:
-        """One small unguided estimate, so the first real call pays no one-off costs."""
-        width, height = WARMUP_IMAGE_SIZE
-        images = [np.full((height, width, 3), WARMUP_GREY, dtype=np.uint8)] * MIN_VIEWS
-        try:
-            self.estimate(ViewSetInput(images))
-        except EstimationError:
-            pass
-
-    def estimate(self, view_set: ViewSetInput) -> EstimationResult:
-        """Cameras of a view set: N (H_i, W_i, 3) uint8 images, K (N, 3, 3) or None.
-
-        Raises:
-            EstimationError: bad input, or a non-finite or degenerate output.
-        """
-        num = view_set.num_views
-        if num > self.options.max_views:
-            raise EstimationError(f'pose_diffusion takes {MIN_VIEWS} to '
-                                  f'{self.options.max_views} images, got {num}')
-        with self._lock, torch.no_grad():
-            return self._estimate(view_set.image_list(), view_set.K, view_set.boxes)
-
-    def _matches(self, images: list[np.ndarray], K: Optional[np.ndarray]
-                 ) -> tuple[Optional[Correspondences], PoseGuidanceReport]:
-        if not self.options.guidance or self.options.guidance_steps == 0:
-            return None, PoseGuidanceReport(False, 'guidance off')
-        if K is None:
-            return None, PoseGuidanceReport(False, 'intrinsics unknown: guidance needs K')
-        if self._matcher is None:
-            return None, PoseGuidanceReport(False, self._matcher_error)
-        start = time.perf_counter()
-        try:
-            matches = self._matcher(images, K)
-        except (MatcherUnavailableError, ImportError) as error:
-            LOGGER.warning('pose_diffusion: matcher unavailable (%s): guidance off', error)
-            self._matcher, self._matcher_error = None, f'matcher unavailable: {error}'
-            return None, PoseGuidanceReport(False, self._matcher_error)
-        seconds = time.perf_counter() - start
-        correspondences = correspondences_from_matches(matches)
-        count = correspondences.num_matches
-        if count < self.options.min_matches:
-            return None, PoseGuidanceReport(False, f'{count} verified matches < min_matches '
-                                            f'{self.options.min_matches}', count,
-                                            matching_seconds=seconds)
-        return correspondences, PoseGuidanceReport(True, '', count, matching_seconds=seconds)
-
-    def _estimate(self, images: list[np.ndarray], K_known: Optional[np.ndarray],
-                  boxes: Optional[np.ndarray]) -> EstimationResult:
-        timings = {}
-        start = time.perf_counter()
-        try:
-            views = preprocess_views(images, self._crop, boxes, self.model.num_patches)
-        except (ImageInputError, ValueError) as error:
-            raise EstimationError(str(error)) from error
-        timings['preprocess'] = time.perf_counter() - start
-        mark = time.perf_counter()
-        with torch.autocast(self.device.type, dtype=self.dtype,
-                            enabled=self.dtype != torch.float32):
-            features = self.model.features(views.images.to(self.device)[None])[0].float()
-        timings['features'] = time.perf_counter() - mark
-
-        correspondences, report = self._matches(images, K_known)
-        num, samples = len(images), self.num_samples
-        crop_params = views.crop_params.to(self.device).double()
-        sizes = views.image_sizes.to(self.device).double()
-        side = crop_params[:, 2] * sizes.min(dim=-1).values / 2          # (N,) crop side, px
-        known_log_focal = guide = None
-        if K_known is not None:
-            K_tensor = torch.from_numpy(K_known).to(self.device)
-            if self.options.fix_focal:
-                known_log_focal = torch.log(focal_ndc(K_tensor, crop_params, sizes)).float()
-            if correspondences is not None:
-                guide = _TimedGuidance(K_tensor, correspondences, self.model.rotation,
-                                       self.options.guidance_config())
-        mark = time.perf_counter()
-        generator = torch.Generator(device=self.device).manual_seed(self.seed)
-        sampled = sample_cameras(
-            self.model, features.unsqueeze(0).expand(samples, *features.shape),
-            generator=generator, known_log_focal=known_log_focal, guide=guide,
-            guided_last_steps=self.options.guidance_steps, eta=float(self.options.eta))
-        timings['sampling'] = time.perf_counter() - mark
-        encodings = sampled.cameras.double()
-        if not torch.isfinite(encodings).all():
-            raise EstimationError('the model returned non-finite cameras')
-        R, t, f_ndc = decode_cameras(encodings, self.model.rotation)   # (S, N, ...)
-        if K_known is not None:
-            K_out = K_known
-            K_cameras = torch.from_numpy(K_known).to(R).expand(samples, num, 3, 3)
-        else:
-            f_px = focal_pixels_from_ndc(f_ndc, side)                    # (S, N)
-            centre = ((views.crop_boxes[:, :2] + views.crop_boxes[:, 2:]).to(R) / 2)
-            K_cameras = torch.zeros(samples, num, 3, 3, dtype=R.dtype, device=R.device)
-            K_cameras[..., 0, 0] = K_cameras[..., 1, 1] = f_px
-            K_cameras[..., :2, 2] = centre
-            K_cameras[..., 2, 2] = 1.0
-        try:
-            cameras = Cameras(R, t, K_cameras, sizes.expand(samples, num, 2))
-            poses = reference_poses(cameras)
-        except ValueError as error:
-            raise EstimationError(f'degenerate cameras: {error}') from error
-        best = medoid_index(poses)
-        spread, _ = sample_spread(poses, poses[best])
-        if K_known is None:
-            K_out = K_cameras[best].cpu().numpy()
-        if guide is not None:
-            report = replace(report, losses=tuple(guide.losses), guidance_seconds=guide.seconds)
-            timings.update(matching=report.matching_seconds, guidance=report.guidance_seconds)
-        self.last_report = report
-        timings['total'] = time.perf_counter() - start
-        source = NAME + (GUIDED_SUFFIX if report.guided else '')
-        return EstimationResult(
-            reference_T_camera=poses[best], samples_reference_T_camera=poses, K=K_out,
-            intrinsics_estimated=K_known is None, uncertainty=spread, timings_s=timings,
-            pose_sources=(POSE_SOURCE_REFERENCE,) + (source,) * (num - 1))
+    return learned, ''
 
 
-def pose_diffusion_options(extra: dict) -> PoseDiffusionOptions:
-    """:class:`PoseDiffusionOptions` from ``EstimatorOptions.extra`` (unknown names refused)."""
-    known = {f.name for f in fields(PoseDiffusionOptions)}
+def pose_diffusion_options(extra: Mapping) -> tuple[PoseDiffusionOptions, str, int]:
+    """(estimator options, matcher name, max_keypoints) from ``EstimatorOptions.extra``;
+    unknown names are refused."""
+    known = {f.name for f in fields(PoseDiffusionOptions)} | set(MATCHER_OPTIONS)
     unknown = sorted(set(extra) - known)
     if unknown:
         raise EstimatorError(f'pose_diffusion: unknown option(s) {unknown}; known: '
                              f'{sorted(known)}')
-    return PoseDiffusionOptions(**dict(extra))
+    values = dict(extra)
+    matcher = values.pop('matcher', DEFAULT_MATCHER)
+    max_keypoints = values.pop('max_keypoints', DEFAULT_MAX_KEYPOINTS)
+    return PoseDiffusionOptions(**values), matcher, max_keypoints
 
 
 def make_pose_diffusion(options: EstimatorOptions) -> PoseDiffusionEstimator:
@@ -397,8 +120,14 @@ def make_pose_diffusion(options: EstimatorOptions) -> PoseDiffusionEstimator:
         raise EstimatorError('pose_diffusion needs a model folder (model_dir / --model): no '
                              'pose-diffusion model ships; train one with raydiff-train '
                              'config/train/pose_diffusion_cpu.yaml')
-    return PoseDiffusionEstimator(options.model_dir, pose_diffusion_options(options.extra),
-                                  device=options.device, dtype=options.dtype,
-                                  num_samples=options.num_samples, seed=options.seed,
+    pose_options, method, max_keypoints = pose_diffusion_options(options.extra)
+    matcher, reason = None, 'guidance off'
+    if pose_options.guidance:
+        matcher, reason = build_matcher(method, max_keypoints, options.device, options.seed)
+    elif method not in METHODS:
+        raise EstimatorError(f'pose_diffusion: matcher must be one of {METHODS}, got '
+                             f'{method!r}')
+    return PoseDiffusionEstimator(options.model_dir, pose_options, device=options.device,
+                                  dtype=options.dtype, num_samples=options.num_samples,
+                                  seed=options.seed, matcher=matcher, matcher_error=reason,
                                   warmup=options.warmup)
-
