@@ -27,6 +27,12 @@ import torch
 
 from raydiff_ros.model.checkpoint import assign_weights, load_state, save_model
 from raydiff_ros.model.network import RayDiffusionModel
+from raydiff_ros.model.pose_diffusion import (
+    PoseDiffusionModel,
+    assign_pose_weights,
+    load_pose_state,
+    save_pose_model,
+)
 
 PathLike = Union[str, Path]
 
@@ -90,7 +96,10 @@ def save_checkpoint(output_dir: PathLike, model: RayDiffusionModel, state: Train
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix='.saving-', dir=target.parent))
     try:
-        save_model(model, temporary)
+        if isinstance(model, PoseDiffusionModel):
+            save_pose_model(model, temporary)
+        else:
+            save_model(model, temporary)
         torch.save(state.to_dict(), temporary / TRAINING_STATE_FILE)
         if target.exists():
             shutil.rmtree(target)
@@ -120,6 +129,13 @@ def load_training_state(checkpoint: PathLike) -> TrainingState:
 
 def load_checkpoint_weights(model: RayDiffusionModel, checkpoint: PathLike) -> None:
     """Load a checkpoint's (or any model folder's) weights into ``model`` (strict)."""
+    if isinstance(model, PoseDiffusionModel):
+        config, state = load_pose_state(checkpoint)
+        if config != model.config:
+            raise TrainingCheckpointError(f'{checkpoint} holds a model with a different '
+                                          'configuration than the one being trained')
+        assign_pose_weights(model, state)
+        return
     config, state = load_state(checkpoint)
     if config != model.config:
         raise TrainingCheckpointError(f'{checkpoint} holds a model with a different '

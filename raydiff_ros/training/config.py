@@ -13,7 +13,11 @@ Sections (every key optional except ``output_dir`` and ``data.train``):
     officially).
 ``variant``
     ``diffusion`` (x0-prediction MSE at t ~ U{0..T-1}) or ``regression`` (t = T - 1, random
-    input rays); sets the model's ``diffusion.regression``.
+    input rays); sets the model's ``diffusion.regression``. ``pose_diffusion``: the
+    camera-parameter diffusion model (:mod:`raydiff_ros.model.pose_diffusion`) on the backbone
+    and feature grid of the ray preset ``model.preset`` (so a ray run's feature cache is
+    reused); ``model.overrides`` sections ``backbone``, ``denoiser`` (the pose denoiser) and
+    ``diffusion``; no ``init_from`` / ``backbone_from``.
 ``data``
     ``train`` (shard files or folders), ``val`` (held-out shards; if empty, the last
     ``holdout_sets`` training view sets are held out), ``views_per_sample`` (views normalised
@@ -47,7 +51,8 @@ import yaml
 from raydiff_ros.data.normalization import FIRST_CAMERA_FRAMES
 from raydiff_ros.data.training_samples import CROP_MODES, MIN_VIEWS
 
-VARIANTS = ('diffusion', 'regression')
+VARIANTS = ('diffusion', 'regression', 'pose_diffusion')
+POSE_VARIANT = 'pose_diffusion'
 AMP_MODES = ('auto', 'off', 'bf16', 'fp16')
 LR_SCHEDULES = ('constant', 'cosine')
 MODEL_SECTIONS = ('backbone', 'denoiser', 'diffusion')
@@ -173,6 +178,8 @@ def _validate(cfg: TrainConfig) -> None:
              'model needs a preset or init_from')
     _require(not (cfg.model.init_from and cfg.model.backbone_from),
              'model.init_from already sets the backbone: drop model.backbone_from')
+    _require(cfg.variant != POSE_VARIANT or not (cfg.model.init_from or cfg.model.backbone_from),
+             'variant pose_diffusion takes model.preset only (no init_from, backbone_from)')
 
 
 def _coerce(value: Any, annotation: Any, path: str) -> Any:

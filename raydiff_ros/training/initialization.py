@@ -9,10 +9,13 @@ linear, patch-embedding and positional weights, zero biases, unit LayerNorms and
 ``gamma = LAYERSCALE_INIT``.
 """
 
+from typing import Union
+
 import torch
 from torch import nn
 
 from raydiff_ros.model.network import RayDiffusionModel
+from raydiff_ros.model.pose_diffusion import PoseDiffusionModel
 
 TIMESTEP_INIT_STD = 0.02
 BACKBONE_INIT_STD = 0.02
@@ -41,7 +44,7 @@ def initialize_denoiser(model: RayDiffusionModel) -> None:
 
 
 @torch.no_grad()
-def initialize_backbone(model: RayDiffusionModel) -> None:
+def initialize_backbone(model: Union[RayDiffusionModel, PoseDiffusionModel]) -> None:
     """Random ViT initialisation of ``model.backbone`` (in place)."""
     backbone = model.backbone
     for module in backbone.modules():
@@ -67,3 +70,12 @@ def initialize_model(model: RayDiffusionModel) -> None:
     else:
         model.backbone.load_pretrained()
     initialize_denoiser(model)
+
+
+def initialize_pose_model(model: PoseDiffusionModel) -> None:
+    """A fresh pose-diffusion model for training: the backbone as in :func:`initialize_model`;
+    the pose denoiser keeps its constructor's initialisation (adaLN-Zero blocks)."""
+    if model.config.backbone.weights_in_checkpoint:
+        initialize_backbone(model)
+    else:
+        model.backbone.load_pretrained()

@@ -26,10 +26,11 @@ weights. Rank 0 alone logs, validates and writes; a single process runs exactly 
 """
 
 from dataclasses import dataclass, replace
+from functools import partial
 import math
 from pathlib import Path
 import time
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import numpy as np
 import torch
@@ -48,6 +49,13 @@ from raydiff_ros.inference.engine import resolve_device
 from raydiff_ros.model.checkpoint import load_state
 from raydiff_ros.model.config import RayDiffusionConfig, preset, with_overrides
 from raydiff_ros.model.network import RayDiffusionModel
+from raydiff_ros.model.pose_diffusion import (
+    PoseDiffusionConfig,
+    PoseDiffusionModel,
+    camera_targets,
+    pose_config_for_preset,
+    pose_diffusion_loss,
+)
 from raydiff_ros.progress import Progress, no_progress
 from raydiff_ros.training import distributed
 from raydiff_ros.training.checkpointing import (
@@ -59,12 +67,17 @@ from raydiff_ros.training.checkpointing import (
     load_training_state,
     save_checkpoint,
 )
-from raydiff_ros.training.config import OptimSection, TrainConfig, save_train_config
+from raydiff_ros.training.config import (
+    POSE_VARIANT,
+    OptimSection,
+    TrainConfig,
+    save_train_config,
+)
 from raydiff_ros.training.curves import append_record, plot_curves, read_records, truncate_records
 from raydiff_ros.training.feature_cache import CachedFeatureDataset
-from raydiff_ros.training.initialization import initialize_model
+from raydiff_ros.training.initialization import initialize_model, initialize_pose_model
 from raydiff_ros.training.objectives import ray_loss, sample_timesteps
-from raydiff_ros.training.validation import validate
+from raydiff_ros.training.validation import validate, validate_pose
 
 KEY_STREAM = 0
 VIEW_STREAM = 1
@@ -95,8 +108,11 @@ class TrainingError(RuntimeError):
     """Training cannot start or continue (bad setup, existing output, non-finite loss)."""
 
 
-def build_model_config(config: TrainConfig) -> RayDiffusionConfig:
-    """The model configuration: ``init_from``'s (or the preset), overrides, then the variant."""
+def build_model_config(config: TrainConfig) -> Union[RayDiffusionConfig, PoseDiffusionConfig]:
+    """The model configuration: ``init_from``'s (or the preset), overrides, then the variant
+    (``pose_diffusion``: the pose model on the preset's backbone)."""
+    if config.variant == POSE_VARIANT:
+        return pose_config_for_preset(config.model.preset, **config.model.overrides)
     if config.model.init_from:
         base, _ = load_state(config.model.init_from, verify=False)
     else:
@@ -209,6 +225,7 @@ class Trainer:
             raise TrainingError(f'the {self.model_config.backbone.kind} backbone is pretrained '
                                 'and not stored in checkpoints: set model.train_backbone: false')
         self.regression = self.model_config.diffusion.regression
+        self.pose = config.variant == POSE_VARIANT
         self._setup_data()
         checkpoint = latest_checkpoint(self.output_dir)
         if checkpoint is not None and not resume:
@@ -216,7 +233,8 @@ class Trainer:
                                 'continue, or choose another output_dir')
         with torch.random.fork_rng(devices=[]):  # seeded weights, global RNG left untouched
             torch.manual_seed(config.seed)
-            self.model = RayDiffusionModel(self.model_config)
+            self.model = (PoseDiffusionModel if self.pose else RayDiffusionModel)(
+                self.model_config)
             if checkpoint is None:
                 self._initialise_weights()
         self.model.to(self.device)
@@ -285,6 +303,10 @@ class Trainer:
             load_checkpoint_weights(self.model, self.config.model.init_from)
             self.log(f'model: weights from {self.config.model.init_from}')
             return
+        if self.pose:
+            initialize_pose_model(self.model)
+            self.log('model: pose diffusion, initialised from scratch')
+            return
         initialize_model(self.model)
         if self.config.model.backbone_from:
             load_backbone_weights(self.model, self.config.model.backbone_from)
@@ -334,8 +356,17 @@ class Trainer:
         else:
             features = self.features(batch['images'].to(self.device))
         with self._autocast():
+            if self.pose:
+                return pose_diffusion_loss(self.model, features, self.pose_targets(batch),
+                                           t.to(self.device), noise.to(self.device))
             return ray_loss(self.model, features, rays, ndc, t.to(self.device),
                             noise.to(self.device), self.regression)
+
+    def pose_targets(self, batch: dict) -> torch.Tensor:
+        """Clean camera encodings (B, N, D) of a batch (pose_diffusion)."""
+        return camera_targets(*(batch[key].to(self.device) for key in
+                                ('R', 't', 'K', 'crop_params', 'image_size')),
+                              self.model.rotation)
 
     def train_step(self, batch: dict, iteration: int) -> float:
         """One optimisation step on ``batch`` (already truncated to N views); returns the loss.
@@ -349,7 +380,9 @@ class Trainer:
                 .generate_state(1)[0]))
         t = sample_timesteps(self.model.schedule, batch['rays'].shape[0], self.regression,
                              generator, torch.device('cpu'))
-        noise = torch.randn(batch['rays'].shape, generator=generator)
+        shape = (batch['rays'].shape[:2] + (self.model.camera_dim,) if self.pose
+                 else batch['rays'].shape)
+        noise = torch.randn(shape, generator=generator)
         if self.loss_module is None:
             loss = reported = self.loss_on_batch(batch, t, noise)
         else:
@@ -383,8 +416,9 @@ class Trainer:
         record = {'iteration': self.iteration}
         if self.val_set is not None and self.config.validation.num_sets > 0:
             val = self.config.validation
-            result = validate(self.model, self.val_set, val.num_sets, val.num_views,
-                              val.num_samples, val.loss_timesteps, self.regression, self.device)
+            run = validate_pose if self.pose else partial(validate, regression=self.regression)
+            result = run(self.model, self.val_set, val.num_sets, val.num_views,
+                         val.num_samples, val.loss_timesteps, device=self.device)
             record.update(result.to_record())
             self.log(f'[{self.iteration}] validation: loss {result.loss:.4f}, rotation acc@15 '
                      f'{result.rotation_accuracy:.3f}, centre acc@0.1 '
