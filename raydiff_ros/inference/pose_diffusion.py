@@ -158,7 +158,7 @@ class PoseDiffusionEstimator:
 
     Args:
         model: a model folder, or a :class:`PoseDiffusionModel` in memory.
-        options: guidance, matcher and sampler options.
+        options: guidance and sampler options.
         device, dtype, num_samples, seed: as ``EstimatorOptions``.
         matcher: verified correspondences of a view set (None: no guidance).
         matcher_error: why there is no matcher (reported when guidance is asked for).
