@@ -52,9 +52,9 @@ def rotation_6d_to_matrix(d6: torch.Tensor) -> torch.Tensor:
     if d6.shape[-1] != 6:
         raise ValueError(f'6D rotations must be (..., 6), got {tuple(d6.shape)}')
     a, b = d6[..., :3], d6[..., 3:]
-    x = a / (a.norm(dim=-1, keepdim=True) + NORM_EPS)
+    x = a / a.norm(dim=-1, keepdim=True).clamp_min(NORM_EPS)
     b = b - (x * b).sum(dim=-1, keepdim=True) * x
-    y = b / (b.norm(dim=-1, keepdim=True) + NORM_EPS)
+    y = b / b.norm(dim=-1, keepdim=True).clamp_min(NORM_EPS)
     z = torch.linalg.cross(x, y, dim=-1)
     return torch.stack([x, y, z], dim=-1)
 
@@ -63,7 +63,7 @@ def quaternion_to_matrix(q: torch.Tensor) -> torch.Tensor:
     """Quaternions (..., 4) ``(x, y, z, w)``, any non-zero norm -> rotations (..., 3, 3)."""
     if q.shape[-1] != 4:
         raise ValueError(f'quaternions must be (..., 4), got {tuple(q.shape)}')
-    q = q / (q.norm(dim=-1, keepdim=True) + NORM_EPS)
+    q = q / q.norm(dim=-1, keepdim=True).clamp_min(NORM_EPS)
     x, y, z, w = q.unbind(-1)
     rows = [
         1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
@@ -99,7 +99,7 @@ def matrix_to_quaternion(R: torch.Tensor) -> torch.Tensor:
     best = roots.argmax(dim=-1)
     index = best[..., None, None].expand(best.shape + (1, 4))
     chosen = torch.gather(candidates, -2, index)[..., 0, :]
-    q = chosen / (chosen.norm(dim=-1, keepdim=True) + NORM_EPS)
+    q = chosen / chosen.norm(dim=-1, keepdim=True).clamp_min(NORM_EPS)
     return torch.where(q[..., 3:] < 0, -q, q)
 
 

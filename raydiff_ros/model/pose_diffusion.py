@@ -48,6 +48,7 @@ from torch import nn
 import yaml
 
 from raydiff_ros.geometry.camera_encoding import (
+    TRANSLATION_DIM,
     camera_encoding_dim,
     decode_cameras,
     encode_cameras,
@@ -453,13 +454,26 @@ class SampsonGuidance:
                 current = current.detach()
                 self.losses.append(float(current.mean()))
                 gradient = gradient * mask
-                largest = gradient.abs().flatten(1).max(dim=1).values
-                direction = gradient / (largest[:, None, None] + GUIDANCE_EPS)
-                x = self._backtrack(x, direction, current, step)
+                x, step = self._backtrack(x, self._direction(gradient), current, step)
         return x.to(x0.dtype)
 
+    @staticmethod
+    def _direction(gradient: torch.Tensor) -> torch.Tensor:
+        """The gradient (B, N, D) scaled per sample and per block (translations; rotations)
+        so that the largest entry of each block is 1: a positive diagonal preconditioner (a
+        descent direction) that balances the pixel sensitivities of rotation and translation."""
+        direction = torch.zeros_like(gradient)
+        for block in (slice(0, TRANSLATION_DIM), slice(TRANSLATION_DIM, FOCAL_INDEX)):
+            part = gradient[..., block]
+            largest = part.abs().flatten(1).max(dim=1).values
+            direction[..., block] = part / (largest[:, None, None] + GUIDANCE_EPS)
+        return direction
+
     def _backtrack(self, x: torch.Tensor, direction: torch.Tensor, current: torch.Tensor,
-                   step: torch.Tensor) -> torch.Tensor:
+                   step: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """x - step * direction per sample (B,), the step halved until the loss falls (at most
+        MAX_HALVINGS times; then x stays). Returns the new x and the steps for the next
+        iteration: doubled after a success, up to ``config.step``."""
         pending = torch.ones_like(current, dtype=torch.bool)
         trial = step.clone()
         with torch.no_grad():
@@ -471,7 +485,8 @@ class SampsonGuidance:
                 if not pending.any():
                     break
                 trial = torch.where(pending, trial / 2, trial)
-        return x
+        grown = torch.where(pending, trial, (trial * 2).clamp_max(self.config.step))
+        return x, grown
 
 
 # --------------------------------------------------------------------------------------------
