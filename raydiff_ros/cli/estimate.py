@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help='refinement after the estimator (guided: ray_diffusion only)')
     parser.add_argument('--model', type=Path, metavar='DIR',
                         help='ray models: model folder (default: $RAYDIFF_MODEL_DIR or the '
-                             'shipped model)')
+                             'shipped model); pose_diffusion: required')
     parser.add_argument('--output', type=Path, required=True, metavar='poses.json')
     parser.add_argument('--plot', type=Path, metavar='cameras.png')
     parser.add_argument('--samples', type=int, default=1, metavar='K',

@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--output', type=Path, required=True, metavar='DIR')
     parser.add_argument('--model', type=Path, metavar='DIR',
                         help='ray_diffusion / ray_regression: model folder (default: the '
-                        'shipped model)')
+                        'shipped model); pose_diffusion: required')
     parser.add_argument('--samples', type=int, default=1, metavar='K',
                         help='ray_diffusion: diffusion samples per view set')
     parser.add_argument('--device', default='auto',
