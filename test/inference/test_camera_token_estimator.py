@@ -10,6 +10,7 @@ from tiny_camera_token import random_camera_token_model, tiny_camera_token_confi
 import torch
 
 from raydiff_ros.cli import estimate as estimate_cli
+from raydiff_ros.cli import evaluate as eval_cli
 from raydiff_ros.estimation import (
     EstimationError,
     EstimatorError,
@@ -32,6 +33,7 @@ from raydiff_ros.model.camera_token import (
     save_camera_token_model,
 )
 from raydiff_ros.model.checkpoint import save_model
+from raydiff_ros.ros.estimator_plugins import build_estimator
 
 NUM_VIEWS = 3
 
@@ -111,6 +113,18 @@ def test_raydiff_estimate_runs_it(model_dir, tmp_path, capsys):
                                 '--output', str(output)])
     assert status == 0, capsys.readouterr().err
     assert 'camera_ray_token' in json.dumps(json.loads(output.read_text()))
+
+
+def test_raydiff_eval_and_the_node_builder_take_it(model_dir, shared_dir, tmp_path, capsys):
+    output = tmp_path / 'eval'
+    status = eval_cli.main([str(shared_dir / 'data' / 'temple_ring'), '--estimator',
+                            'camera_ray_token', '--model', str(model_dir), '--device', 'cpu',
+                            '--num-views', '2,3', '--sets-per-n', '1', '--output', str(output)])
+    assert status == 0, capsys.readouterr().err
+    assert 'camera_ray_token' in (output / 'results.json').read_text()
+    # the node's estimator parameter goes through the same registry (num_samples is ignored)
+    estimator = build_estimator('camera_ray_token', str(model_dir), 'cpu', 'auto', 8, 0)
+    assert estimator.name == 'camera_ray_token'
 
 
 def test_bad_builds_and_inputs_are_named(model_dir, tmp_path):
