@@ -25,6 +25,11 @@ from typing import Any, Optional, Union
 
 import torch
 
+from raydiff_ros.model.camera_token import (
+    CameraTokenModel,
+    load_camera_token_state,
+    save_camera_token_model,
+)
 from raydiff_ros.model.checkpoint import assign_weights, load_state, save_model
 from raydiff_ros.model.network import RayDiffusionModel
 
@@ -90,7 +95,10 @@ def save_checkpoint(output_dir: PathLike, model: RayDiffusionModel, state: Train
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix='.saving-', dir=target.parent))
     try:
-        save_model(model, temporary)
+        if isinstance(model, CameraTokenModel):
+            save_camera_token_model(model, temporary)
+        else:
+            save_model(model, temporary)
         torch.save(state.to_dict(), temporary / TRAINING_STATE_FILE)
         if target.exists():
             shutil.rmtree(target)
@@ -120,7 +128,10 @@ def load_training_state(checkpoint: PathLike) -> TrainingState:
 
 def load_checkpoint_weights(model: RayDiffusionModel, checkpoint: PathLike) -> None:
     """Load a checkpoint's (or any model folder's) weights into ``model`` (strict)."""
-    config, state = load_state(checkpoint)
+    if isinstance(model, CameraTokenModel):
+        config, state = load_camera_token_state(checkpoint)
+    else:
+        config, state = load_state(checkpoint)
     if config != model.config:
         raise TrainingCheckpointError(f'{checkpoint} holds a model with a different '
                                       'configuration than the one being trained')

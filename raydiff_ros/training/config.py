@@ -13,7 +13,9 @@ Sections (every key optional except ``output_dir`` and ``data.train``):
     officially).
 ``variant``
     ``diffusion`` (x0-prediction MSE at t ~ U{0..T-1}) or ``regression`` (t = T - 1, random
-    input rays); sets the model's ``diffusion.regression``.
+    input rays); sets the model's ``diffusion.regression``. ``camera_token``: the
+    camera-ray-token model (:mod:`raydiff_ros.model.camera_token`) on the preset's backbone
+    and transformer size, overrides of sections backbone / denoiser / camera_token.
 ``data``
     ``train`` (shard files or folders), ``val`` (held-out shards; if empty, the last
     ``holdout_sets`` training view sets are held out), ``views_per_sample`` (views normalised
@@ -47,10 +49,10 @@ import yaml
 from raydiff_ros.data.normalization import FIRST_CAMERA_FRAMES
 from raydiff_ros.data.training_samples import CROP_MODES, MIN_VIEWS
 
-VARIANTS = ('diffusion', 'regression')
+VARIANTS = ('diffusion', 'regression', 'camera_token')
 AMP_MODES = ('auto', 'off', 'bf16', 'fp16')
 LR_SCHEDULES = ('constant', 'cosine')
-MODEL_SECTIONS = ('backbone', 'denoiser', 'diffusion')
+MODEL_SECTIONS = ('backbone', 'denoiser', 'diffusion', 'camera_token')
 
 
 class TrainConfigError(ValueError):
@@ -173,6 +175,11 @@ def _validate(cfg: TrainConfig) -> None:
              'model needs a preset or init_from')
     _require(not (cfg.model.init_from and cfg.model.backbone_from),
              'model.init_from already sets the backbone: drop model.backbone_from')
+    camera_token = cfg.variant == 'camera_token'
+    _require(camera_token or 'camera_token' not in cfg.model.overrides,
+             'model.overrides.camera_token needs variant camera_token')
+    _require(not camera_token or not (cfg.model.init_from or 'diffusion' in cfg.model.overrides),
+             'variant camera_token takes a model.preset (no init_from) and no diffusion overrides')
 
 
 def _coerce(value: Any, annotation: Any, path: str) -> Any:

@@ -49,7 +49,7 @@ from raydiff_ros.model.checkpoint import load_state
 from raydiff_ros.model.config import RayDiffusionConfig, preset, with_overrides
 from raydiff_ros.model.network import RayDiffusionModel
 from raydiff_ros.progress import Progress, no_progress
-from raydiff_ros.training import distributed
+from raydiff_ros.training import camera_token, distributed
 from raydiff_ros.training.checkpointing import (
     TrainingState,
     checkpoint_dir,
@@ -96,7 +96,13 @@ class TrainingError(RuntimeError):
 
 
 def build_model_config(config: TrainConfig) -> RayDiffusionConfig:
-    """The model configuration: ``init_from``'s (or the preset), overrides, then the variant."""
+    """The model configuration: ``init_from``'s (or the preset), overrides, then the variant
+    (``camera_token``: :func:`.camera_token.camera_token_model_config`)."""
+    if config.variant == camera_token.VARIANT:
+        try:
+            return camera_token.camera_token_model_config(config)
+        except camera_token.CameraTokenTrainingError as error:
+            raise TrainingError(str(error)) from error
     if config.model.init_from:
         base, _ = load_state(config.model.init_from, verify=False)
     else:
@@ -208,7 +214,8 @@ class Trainer:
         if config.model.train_backbone and not self.model_config.backbone.weights_in_checkpoint:
             raise TrainingError(f'the {self.model_config.backbone.kind} backbone is pretrained '
                                 'and not stored in checkpoints: set model.train_backbone: false')
-        self.regression = self.model_config.diffusion.regression
+        self.regression = config.variant == 'regression'
+        self.camera_token = config.variant == camera_token.VARIANT
         self._setup_data()
         checkpoint = latest_checkpoint(self.output_dir)
         if checkpoint is not None and not resume:
@@ -216,7 +223,7 @@ class Trainer:
                                 'continue, or choose another output_dir')
         with torch.random.fork_rng(devices=[]):  # seeded weights, global RNG left untouched
             torch.manual_seed(config.seed)
-            self.model = RayDiffusionModel(self.model_config)
+            self.model = camera_token.build_model(self.model_config)
             if checkpoint is None:
                 self._initialise_weights()
         self.model.to(self.device)
@@ -334,6 +341,8 @@ class Trainer:
         else:
             features = self.features(batch['images'].to(self.device))
         with self._autocast():
+            if self.camera_token:
+                return camera_token.batch_loss(self.model, features, batch, self.device)
             return ray_loss(self.model, features, rays, ndc, t.to(self.device),
                             noise.to(self.device), self.regression)
 
@@ -347,8 +356,9 @@ class Trainer:
             int(np.random.SeedSequence([self.config.seed, TORCH_STREAM, iteration,
                                         *distributed.rank_entropy(self.dist)])
                 .generate_state(1)[0]))
-        t = sample_timesteps(self.model.schedule, batch['rays'].shape[0], self.regression,
-                             generator, torch.device('cpu'))
+        t = (torch.zeros(batch['rays'].shape[0], dtype=torch.long) if self.camera_token
+             else sample_timesteps(self.model.schedule, batch['rays'].shape[0],
+                                   self.regression, generator, torch.device('cpu')))
         noise = torch.randn(batch['rays'].shape, generator=generator)
         if self.loss_module is None:
             loss = reported = self.loss_on_batch(batch, t, noise)
@@ -383,8 +393,13 @@ class Trainer:
         record = {'iteration': self.iteration}
         if self.val_set is not None and self.config.validation.num_sets > 0:
             val = self.config.validation
-            result = validate(self.model, self.val_set, val.num_sets, val.num_views,
-                              val.num_samples, val.loss_timesteps, self.regression, self.device)
+            if self.camera_token:
+                result = camera_token.validate(self.model, self.val_set, val.num_sets,
+                                               val.num_views, self.device)
+            else:
+                result = validate(self.model, self.val_set, val.num_sets, val.num_views,
+                                  val.num_samples, val.loss_timesteps, self.regression,
+                                  self.device)
             record.update(result.to_record())
             self.log(f'[{self.iteration}] validation: loss {result.loss:.4f}, rotation acc@15 '
                      f'{result.rotation_accuracy:.3f}, centre acc@0.1 '
