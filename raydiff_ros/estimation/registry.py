@@ -115,6 +115,9 @@ BUILTIN_ESTIMATORS = {
     'ray_regression': EstimatorEntry(
         'raydiff_ros.inference.engine:make_ray_regression', False,
         'the one-step ray regression model, default models/default_regression'),
+    'camera_ray_token': EstimatorEntry(
+        'raydiff_ros.inference.camera_token:make_camera_ray_token', False,
+        'learned camera tokens in the ray transformer, one forward pass (needs model_dir)'),
     'pose_diffusion': EstimatorEntry(
         'raydiff_ros.refinement.pose_diffusion_estimator:make_pose_diffusion', False,
         'camera-parameter diffusion (PoseDiffusion) of model_dir, Sampson-guided sampling'),

@@ -10,6 +10,8 @@ Modules (one job each):
   8 images, K samples in one batch) and the one-step regression variant;
 * ``network``: ``RayDiffusionModel`` = backbone + denoiser + schedule
   (``features``, ``forward``, ``predict_rays``);
+* ``camera_token``: the camera-ray-token model (a camera token per image in the DiT, 6D
+  rotation and translation heads, auxiliary rays), its config, objective and checkpoints;
 * ``checkpoint``: import of the official release, our safetensors format, ``load_model``
   (the ``raydiff-import-official`` command is ``raydiff_ros/cli/import_official.py``).
 

@@ -25,7 +25,8 @@ garbage collected and the CUDA cache emptied) are logged and reported on ``/diag
 
 Threads: subscription callbacks only decode and buffer frames; a timer forms view sets and
 queues them; inference runs in the scheduler's worker thread and publishes from there; the
-executor (multi-threaded) keeps serving parameters and services meanwhile.
+executor (single-threaded: see ``lifecycle_main.py``) keeps serving parameters and services
+meanwhile.
 """
 
 import gc

@@ -25,6 +25,11 @@ from typing import Any, Optional, Union
 
 import torch
 
+from raydiff_ros.model.camera_token import (
+    CameraTokenModel,
+    load_camera_token_state,
+    save_camera_token_model,
+)
 from raydiff_ros.model.checkpoint import assign_weights, load_state, save_model
 from raydiff_ros.model.network import RayDiffusionModel
 from raydiff_ros.model.pose_diffusion import (
@@ -98,6 +103,8 @@ def save_checkpoint(output_dir: PathLike, model: RayDiffusionModel, state: Train
     try:
         if isinstance(model, PoseDiffusionModel):
             save_pose_model(model, temporary)
+        elif isinstance(model, CameraTokenModel):
+            save_camera_token_model(model, temporary)
         else:
             save_model(model, temporary)
         torch.save(state.to_dict(), temporary / TRAINING_STATE_FILE)
@@ -136,7 +143,10 @@ def load_checkpoint_weights(model: RayDiffusionModel, checkpoint: PathLike) -> N
                                           'configuration than the one being trained')
         assign_pose_weights(model, state)
         return
-    config, state = load_state(checkpoint)
+    if isinstance(model, CameraTokenModel):
+        config, state = load_camera_token_state(checkpoint)
+    else:
+        config, state = load_state(checkpoint)
     if config != model.config:
         raise TrainingCheckpointError(f'{checkpoint} holds a model with a different '
                                       'configuration than the one being trained')

@@ -13,11 +13,14 @@ Sections (every key optional except ``output_dir`` and ``data.train``):
     officially).
 ``variant``
     ``diffusion`` (x0-prediction MSE at t ~ U{0..T-1}) or ``regression`` (t = T - 1, random
-    input rays); sets the model's ``diffusion.regression``. ``pose_diffusion``: the
-    camera-parameter diffusion model (:mod:`raydiff_ros.model.pose_diffusion`) on the backbone
-    and feature grid of the ray preset ``model.preset`` (so a ray run's feature cache is
-    reused); ``model.overrides`` sections ``backbone``, ``denoiser`` (the pose denoiser) and
-    ``diffusion``; no ``init_from`` / ``backbone_from``.
+    input rays); sets the model's ``diffusion.regression``. ``camera_token``: the
+    camera-ray-token model (:mod:`raydiff_ros.model.camera_token`) on the preset's backbone
+    and transformer size, overrides of sections backbone / denoiser / camera_token.
+    ``pose_diffusion``: the camera-parameter diffusion model
+    (:mod:`raydiff_ros.model.pose_diffusion`) on the backbone and feature grid of the ray
+    preset ``model.preset`` (so a ray run's feature cache is reused); ``model.overrides``
+    sections ``backbone``, ``denoiser`` (the pose denoiser) and ``diffusion``; no
+    ``init_from`` / ``backbone_from``.
 ``data``
     ``train`` (shard files or folders), ``val`` (held-out shards; if empty, the last
     ``holdout_sets`` training view sets are held out), ``views_per_sample`` (views normalised
@@ -51,11 +54,11 @@ import yaml
 from raydiff_ros.data.normalization import FIRST_CAMERA_FRAMES
 from raydiff_ros.data.training_samples import CROP_MODES, MIN_VIEWS
 
-VARIANTS = ('diffusion', 'regression', 'pose_diffusion')
+VARIANTS = ('diffusion', 'regression', 'camera_token', 'pose_diffusion')
 POSE_VARIANT = 'pose_diffusion'
 AMP_MODES = ('auto', 'off', 'bf16', 'fp16')
 LR_SCHEDULES = ('constant', 'cosine')
-MODEL_SECTIONS = ('backbone', 'denoiser', 'diffusion')
+MODEL_SECTIONS = ('backbone', 'denoiser', 'diffusion', 'camera_token')
 
 
 class TrainConfigError(ValueError):
@@ -178,6 +181,11 @@ def _validate(cfg: TrainConfig) -> None:
              'model needs a preset or init_from')
     _require(not (cfg.model.init_from and cfg.model.backbone_from),
              'model.init_from already sets the backbone: drop model.backbone_from')
+    camera_token = cfg.variant == 'camera_token'
+    _require(camera_token or 'camera_token' not in cfg.model.overrides,
+             'model.overrides.camera_token needs variant camera_token')
+    _require(not camera_token or not (cfg.model.init_from or 'diffusion' in cfg.model.overrides),
+             'variant camera_token takes a model.preset (no init_from) and no diffusion overrides')
     _require(cfg.variant != POSE_VARIANT or not (cfg.model.init_from or cfg.model.backbone_from),
              'variant pose_diffusion takes model.preset only (no init_from, backbone_from)')
 

@@ -14,6 +14,7 @@ from typing import Union
 import torch
 from torch import nn
 
+from raydiff_ros.model.camera_token import CameraTokenModel
 from raydiff_ros.model.network import RayDiffusionModel
 from raydiff_ros.model.pose_diffusion import PoseDiffusionModel
 
@@ -62,14 +63,18 @@ def initialize_backbone(model: Union[RayDiffusionModel, PoseDiffusionModel]) -> 
             nn.init.constant_(parameter, LAYERSCALE_INIT)
 
 
-def initialize_model(model: RayDiffusionModel) -> None:
-    """Initialise a freshly built model for training: the denoiser from scratch; the backbone
-    from scratch (DINOv2 ViT) or with its packaged pretrained weights (EfficientNet-Lite0)."""
+def initialize_model(model: Union[RayDiffusionModel, CameraTokenModel]) -> None:
+    """Initialise a freshly built model for training: the denoiser (or the camera-token
+    transformer, its own ``initialize``) from scratch; the backbone from scratch (DINOv2 ViT)
+    or with its packaged pretrained weights (EfficientNet-Lite0)."""
     if model.config.backbone.weights_in_checkpoint:
         initialize_backbone(model)
     else:
         model.backbone.load_pretrained()
-    initialize_denoiser(model)
+    if isinstance(model, CameraTokenModel):
+        model.transformer.initialize()
+    else:
+        initialize_denoiser(model)
 
 
 def initialize_pose_model(model: PoseDiffusionModel) -> None:

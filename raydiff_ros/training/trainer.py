@@ -26,7 +26,6 @@ weights. Rank 0 alone logs, validates and writes; a single process runs exactly 
 """
 
 from dataclasses import dataclass, replace
-from functools import partial
 import math
 from pathlib import Path
 import time
@@ -57,7 +56,7 @@ from raydiff_ros.model.pose_diffusion import (
     pose_diffusion_loss,
 )
 from raydiff_ros.progress import Progress, no_progress
-from raydiff_ros.training import distributed
+from raydiff_ros.training import camera_token, distributed
 from raydiff_ros.training.checkpointing import (
     TrainingState,
     checkpoint_dir,
@@ -110,9 +109,15 @@ class TrainingError(RuntimeError):
 
 def build_model_config(config: TrainConfig) -> Union[RayDiffusionConfig, PoseDiffusionConfig]:
     """The model configuration: ``init_from``'s (or the preset), overrides, then the variant
-    (``pose_diffusion``: the pose model on the preset's backbone)."""
+    (``camera_token``: :func:`.camera_token.camera_token_model_config`; ``pose_diffusion``:
+    the pose model on the preset's backbone)."""
     if config.variant == POSE_VARIANT:
         return pose_config_for_preset(config.model.preset, **config.model.overrides)
+    if config.variant == camera_token.VARIANT:
+        try:
+            return camera_token.camera_token_model_config(config)
+        except camera_token.CameraTokenTrainingError as error:
+            raise TrainingError(str(error)) from error
     if config.model.init_from:
         base, _ = load_state(config.model.init_from, verify=False)
     else:
@@ -224,7 +229,8 @@ class Trainer:
         if config.model.train_backbone and not self.model_config.backbone.weights_in_checkpoint:
             raise TrainingError(f'the {self.model_config.backbone.kind} backbone is pretrained '
                                 'and not stored in checkpoints: set model.train_backbone: false')
-        self.regression = self.model_config.diffusion.regression
+        self.regression = config.variant == 'regression'
+        self.camera_token = config.variant == camera_token.VARIANT
         self.pose = config.variant == POSE_VARIANT
         self._setup_data()
         checkpoint = latest_checkpoint(self.output_dir)
@@ -233,8 +239,8 @@ class Trainer:
                                 'continue, or choose another output_dir')
         with torch.random.fork_rng(devices=[]):  # seeded weights, global RNG left untouched
             torch.manual_seed(config.seed)
-            self.model = (PoseDiffusionModel if self.pose else RayDiffusionModel)(
-                self.model_config)
+            self.model = (PoseDiffusionModel(self.model_config) if self.pose
+                          else camera_token.build_model(self.model_config))
             if checkpoint is None:
                 self._initialise_weights()
         self.model.to(self.device)
@@ -359,6 +365,8 @@ class Trainer:
             if self.pose:
                 return pose_diffusion_loss(self.model, features, self.pose_targets(batch),
                                            t.to(self.device), noise.to(self.device))
+            if self.camera_token:
+                return camera_token.batch_loss(self.model, features, batch, self.device)
             return ray_loss(self.model, features, rays, ndc, t.to(self.device),
                             noise.to(self.device), self.regression)
 
@@ -378,8 +386,9 @@ class Trainer:
             int(np.random.SeedSequence([self.config.seed, TORCH_STREAM, iteration,
                                         *distributed.rank_entropy(self.dist)])
                 .generate_state(1)[0]))
-        t = sample_timesteps(self.model.schedule, batch['rays'].shape[0], self.regression,
-                             generator, torch.device('cpu'))
+        t = (torch.zeros(batch['rays'].shape[0], dtype=torch.long) if self.camera_token
+             else sample_timesteps(self.model.schedule, batch['rays'].shape[0],
+                                   self.regression, generator, torch.device('cpu')))
         shape = (batch['rays'].shape[:2] + (self.model.camera_dim,) if self.pose
                  else batch['rays'].shape)
         noise = torch.randn(shape, generator=generator)
@@ -416,9 +425,16 @@ class Trainer:
         record = {'iteration': self.iteration}
         if self.val_set is not None and self.config.validation.num_sets > 0:
             val = self.config.validation
-            run = validate_pose if self.pose else partial(validate, regression=self.regression)
-            result = run(self.model, self.val_set, val.num_sets, val.num_views,
-                         val.num_samples, val.loss_timesteps, device=self.device)
+            if self.camera_token:
+                result = camera_token.validate(self.model, self.val_set, val.num_sets,
+                                               val.num_views, self.device)
+            elif self.pose:
+                result = validate_pose(self.model, self.val_set, val.num_sets, val.num_views,
+                                       val.num_samples, val.loss_timesteps, self.device)
+            else:
+                result = validate(self.model, self.val_set, val.num_sets, val.num_views,
+                                  val.num_samples, val.loss_timesteps, self.regression,
+                                  self.device)
             record.update(result.to_record())
             self.log(f'[{self.iteration}] validation: loss {result.loss:.4f}, rotation acc@15 '
                      f'{result.rotation_accuracy:.3f}, centre acc@0.1 '

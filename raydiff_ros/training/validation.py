@@ -22,13 +22,12 @@ is scored with all cameras at identity rotation on a line (a fixed, poor guess).
 """
 
 from dataclasses import dataclass
-from typing import Union
 
 import numpy as np
 import torch
 
 from raydiff_ros.data.training_samples import SyntheticViewSetDataset
-from raydiff_ros.estimation.contract import EstimationError, ViewSetInput
+from raydiff_ros.estimation.contract import EstimationError, PoseEstimator, ViewSetInput
 from raydiff_ros.geometry.metrics import (
     evaluate_view_set,
     pool_view_set_errors,
@@ -106,7 +105,7 @@ def validate(model: RayDiffusionModel, dataset: SyntheticViewSetDataset, num_set
     estimator = RayDiffusionEngine(model, EngineConfig(
         device=str(device), dtype='float32', num_samples=num_samples, seed=VALIDATION_SEED,
         max_views=max(num_views, 2), warmup=False))
-    return _scored(estimator, dataset, num_sets, num_views, loss)
+    return score_estimator(estimator, dataset, num_sets, num_views, loss)
 
 
 @torch.no_grad()
@@ -139,12 +138,12 @@ def validate_pose(model: PoseDiffusionModel, dataset: SyntheticViewSetDataset, n
     estimator = PoseDiffusionEstimator(
         model, PoseDiffusionOptions(guidance=False, max_views=max(num_views, 2)),
         device=str(device), dtype='float32', num_samples=num_samples, seed=VALIDATION_SEED)
-    return _scored(estimator, dataset, num_sets, num_views, loss)
+    return score_estimator(estimator, dataset, num_sets, num_views, loss)
 
 
-def _scored(estimator: Union[RayDiffusionEngine, PoseDiffusionEstimator],
-            dataset: SyntheticViewSetDataset, num_sets: int, num_views: int,
-            loss: float) -> ValidationResult:
+def score_estimator(estimator: PoseEstimator, dataset: SyntheticViewSetDataset, num_sets: int,
+                    num_views: int, loss: float) -> ValidationResult:
+    """Pose metrics of ``estimator`` on the first ``num_sets`` sets (``loss`` is reported)."""
     errors, failures = [], 0
     for index in range(num_sets):
         record = dataset.view_set(index)
