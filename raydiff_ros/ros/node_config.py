@@ -53,7 +53,8 @@ class NodeConfig:
     estimator: str = parameter(
         DEFAULT_ESTIMATOR,
         'a name of the estimator registry (raydiff_ros.estimation: fused, ray_diffusion, '
-        'ray_regression, matches, classical_sift, random) or python:<module>:<factory>',
+        'ray_regression, camera_ray_token, pose_diffusion, matches, classical_sift, random) or '
+        'python:<module>:<factory>',
         read_only=True,
     )
     model_dir: str = parameter(
