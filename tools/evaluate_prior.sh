@@ -8,7 +8,9 @@
 #
 # Names: prior_dinov2 (PRIOR_MODEL, default models/dinov2), prior_shipped_lite (OLD_MODEL,
 # default models/default: the previously shipped model; point OLD_MODEL at it once
-# models/default is replaced), classical_sift, random. SYNTH_TEST is the synthetic shard folder
+# models/default is replaced), classical_sift, random; with PD_MODEL set also
+# pose_diffusion_unguided and pose_diffusion_guided, with CT_MODEL camera_ray_token.
+# SYNTH_TEST is the synthetic shard folder
 # (default build/synthetic14/test); its 20 view sets per N are drawn with the seed.
 # Each run writes OUT_DIR/<scene>/<name>/results.{json,md}; runs already there are kept. The
 # tables are printed at the end (tools/prior_table.py).
@@ -47,4 +49,12 @@ run prior_dinov2 ray_diffusion --model "$PRIOR_MODEL" --samples 1
 run prior_shipped_lite ray_diffusion --model "$OLD_MODEL" --samples 1
 run classical_sift classical_sift
 run random random
+# The other estimators of the method family (issue 15), when their models are given:
+if [[ -n ${PD_MODEL:-} ]]; then
+  run pose_diffusion_unguided pose_diffusion --model "$PD_MODEL" --option guidance=false
+  run pose_diffusion_guided pose_diffusion --model "$PD_MODEL"
+fi
+if [[ -n ${CT_MODEL:-} ]]; then
+  run camera_ray_token camera_ray_token --model "$CT_MODEL"
+fi
 "$BIN/python" tools/prior_table.py "$OUT"
