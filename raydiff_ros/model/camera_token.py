@@ -46,6 +46,7 @@ import torch
 from torch import nn
 import yaml
 
+from raydiff_ros.geometry.camera_encoding import matrix_to_rotation_6d, rotation_6d_to_matrix
 from raydiff_ros.model.checkpoint import (
     CONFIG_FILE,
     FORMAT_NAME,
@@ -75,6 +76,11 @@ from raydiff_ros.model.network import FEATURE_RESIZE_MODE
 
 PathLike = Union[str, 'os.PathLike[str]']
 
+# The 6D rotation parameterisation is the geometry layer's, same convention (the first two
+# columns of R, concatenated; decoded by Gram-Schmidt), under the camera-token names.
+rotation_from_6d = rotation_6d_to_matrix
+rotation_to_6d = matrix_to_rotation_6d
+
 SECTION = 'camera_token'
 """Name of the config section that marks a camera-token model folder."""
 ROTATION_6D_DIM = 6
@@ -82,7 +88,6 @@ TRANSLATION_DIM = 3
 NUM_CAMERA_TOKENS = 2
 """Learned camera tokens: row 0 for view 0 (the reference), row 1 for every other view."""
 IDENTITY_6D = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
-GRAM_SCHMIDT_EPS = 1e-8
 CAMERA_TOKEN_INIT_STD = 0.02
 
 
@@ -156,32 +161,6 @@ def camera_token_preset(name: str, **sections: Mapping[str, Any]) -> CameraToken
                               f'{sorted(merged)}')
         merged[section].update(values)
     return camera_token_config_from_dict(merged)
-
-
-# --------------------------------------------------------------------------------------------
-# rotation parameterisation (pure, batched)
-
-def rotation_from_6d(x: torch.Tensor) -> torch.Tensor:
-    """6D vectors (..., 6) = [a1 (3), a2 (3)] -> rotations (..., 3, 3) by Gram-Schmidt.
-
-    Columns: b1 = a1 / |a1|, b2 = normalised (a2 - (b1 . a2) b1), b3 = b1 x b2 (det +1).
-    """
-    if x.shape[-1] != ROTATION_6D_DIM:
-        raise ValueError(f'expected (..., 6), got {tuple(x.shape)}')
-    a1, a2 = x[..., :3], x[..., 3:]
-    b1 = a1 / a1.norm(dim=-1, keepdim=True).clamp_min(GRAM_SCHMIDT_EPS)
-    b2 = a2 - (b1 * a2).sum(dim=-1, keepdim=True) * b1
-    b2 = b2 / b2.norm(dim=-1, keepdim=True).clamp_min(GRAM_SCHMIDT_EPS)
-    b3 = torch.linalg.cross(b1, b2, dim=-1)
-    return torch.stack((b1, b2, b3), dim=-1)
-
-
-def rotation_to_6d(R: torch.Tensor) -> torch.Tensor:
-    """Rotations (..., 3, 3) -> 6D vectors (..., 6): the first two columns, concatenated
-    (``rotation_from_6d(rotation_to_6d(R)) == R``)."""
-    if R.shape[-2:] != (3, 3):
-        raise ValueError(f'expected (..., 3, 3), got {tuple(R.shape)}')
-    return torch.cat((R[..., :, 0], R[..., :, 1]), dim=-1)
 
 
 # --------------------------------------------------------------------------------------------
