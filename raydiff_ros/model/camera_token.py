@@ -36,12 +36,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 import os
 from pathlib import Path
-import shutil
-import tempfile
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 import torch
 from torch import nn
 import yaml
@@ -49,15 +45,14 @@ import yaml
 from raydiff_ros.geometry.camera_encoding import matrix_to_rotation_6d, rotation_6d_to_matrix
 from raydiff_ros.model.checkpoint import (
     CONFIG_FILE,
-    FORMAT_NAME,
-    FORMAT_VERSION,
-    STORED_DTYPE,
     WEIGHTS_FILE,
     CheckpointError,
     StateDictMismatchError,
     assign_weights,
+    check_stored_tensors,
+    read_weights_file,
     stored_state,
-    tensors_digest,
+    write_model_files,
 )
 from raydiff_ros.model.config import (
     NDC_DIM,
@@ -373,26 +368,9 @@ def save_camera_token_model(model: CameraTokenModel, out_dir: PathLike,
                             overwrite: bool = False) -> None:
     """Write ``config.yaml`` and ``model.safetensors`` (float32, format metadata and SHA-256
     as :func:`raydiff_ros.model.checkpoint.save_model_dir`) into ``out_dir``."""
-    out = Path(out_dir)
     state = stored_state(model)
     _validate_state(state, model.config, 'state dict to save')
-    existing = [out / name for name in (WEIGHTS_FILE, CONFIG_FILE) if (out / name).exists()]
-    if existing and not overwrite:
-        raise CheckpointError(f'{existing[0]} exists (pass overwrite=True to replace it)')
-    out.mkdir(parents=True, exist_ok=True)
-    tensors = {key: value.detach().to('cpu', STORED_DTYPE).contiguous()
-               for key, value in state.items()}
-    metadata = {'format': FORMAT_NAME, 'format_version': FORMAT_VERSION,
-                'sha256': tensors_digest(tensors)}
-    tmp_dir = Path(tempfile.mkdtemp(prefix='.saving-', dir=out))
-    try:
-        save_file(tensors, str(tmp_dir / WEIGHTS_FILE), metadata=metadata)
-        (tmp_dir / CONFIG_FILE).write_text(yaml.safe_dump(model.config.to_dict(),
-                                                          sort_keys=False))
-        for name in (WEIGHTS_FILE, CONFIG_FILE):
-            os.replace(tmp_dir / name, out / name)
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+    write_model_files(out_dir, state, model.config, overwrite=overwrite)
 
 
 def load_camera_token_state(model_dir: PathLike, verify: bool = True,
@@ -409,22 +387,9 @@ def load_camera_token_state(model_dir: PathLike, verify: bool = True,
     except (ConfigError, yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
         raise CheckpointError(f'{config_path} is not a valid camera-token model config: '
                               f'{exc}') from exc
-    try:
-        with safe_open(str(weights_path), framework='pt', device='cpu') as handle:
-            metadata = handle.metadata() or {}
-            state = {key: handle.get_tensor(key).clone() for key in handle.keys()}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f'{weights_path} is not a readable safetensors file: '
-                              f'{exc}') from exc
-    if (metadata.get('format'), metadata.get('format_version')) != (FORMAT_NAME, FORMAT_VERSION):
-        raise CheckpointError(f'{weights_path} is not a {FORMAT_NAME} version {FORMAT_VERSION} '
-                              f'file')
+    state, metadata = read_weights_file(weights_path)
     _validate_state(state, config, str(weights_path))
-    if any(tensor.dtype != STORED_DTYPE for tensor in state.values()):
-        raise CheckpointError(f'{weights_path} holds tensors that are not {STORED_DTYPE}')
-    if verify and tensors_digest(state) != metadata.get('sha256'):
-        raise CheckpointError(f'{weights_path} is corrupt: the SHA-256 of its tensors does not '
-                              f'match the one recorded when it was saved')
+    check_stored_tensors(weights_path, state, metadata, verify=verify)
     return config, state
 
 

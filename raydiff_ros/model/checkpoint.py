@@ -58,7 +58,6 @@ from raydiff_ros.model.config import (
     DiffusionConfig,
     RayDiffusionConfig,
     load_config_yaml,
-    save_config_yaml,
 )
 from raydiff_ros.model.network import RayDiffusionModel
 
@@ -138,7 +137,11 @@ def expected_state_shapes(config: RayDiffusionConfig) -> Dict[str, Tuple[int, ..
 
 
 def stored_state(model: RayDiffusionModel) -> StateDict:
-    """The part of ``model.state_dict()`` our checkpoints hold (no packaged backbone)."""
+    """The part of ``model.state_dict()`` our checkpoints hold (no packaged backbone).
+
+    Used for every model type with a ``backbone`` submodule and ``config.backbone``
+    (ray, camera-token and pose-diffusion models).
+    """
     state = model.state_dict()
     if model.config.backbone.weights_in_checkpoint:
         return state
@@ -345,24 +348,8 @@ def save_model_dir(out_dir: PathLike, state: Mapping[str, torch.Tensor],
     ``state`` uses our keys (``RayDiffusionModel.state_dict()``); it is validated first. Files
     are written under temporary names and renamed, so a failed save leaves no partial model.
     """
-    out = Path(out_dir)
     validate_state_dict(state, config, 'state dict to save')
-    existing = [out / name for name in (WEIGHTS_FILE, CONFIG_FILE) if (out / name).exists()]
-    if existing and not overwrite:
-        raise CheckpointError(f'{existing[0]} exists (pass overwrite=True to replace it)')
-    out.mkdir(parents=True, exist_ok=True)
-    tensors = {key: value.detach().to('cpu', STORED_DTYPE).contiguous()
-               for key, value in state.items()}
-    metadata = {'format': FORMAT_NAME, 'format_version': FORMAT_VERSION,
-                'sha256': tensors_digest(tensors)}
-    tmp_dir = Path(tempfile.mkdtemp(prefix='.saving-', dir=out))
-    try:
-        save_file(tensors, str(tmp_dir / WEIGHTS_FILE), metadata=metadata)
-        save_config_yaml(config, tmp_dir / CONFIG_FILE)
-        for name in (WEIGHTS_FILE, CONFIG_FILE):
-            os.replace(tmp_dir / name, out / name)
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+    write_model_files(out_dir, state, config, overwrite=overwrite)
 
 
 def save_model(model: RayDiffusionModel, out_dir: PathLike, overwrite: bool = False) -> None:
@@ -385,6 +372,58 @@ def load_state(model_dir: PathLike, verify: bool = True) -> Tuple[RayDiffusionCo
         config = load_config_yaml(config_path)
     except (ConfigError, OSError, UnicodeDecodeError) as exc:
         raise CheckpointError(f'{config_path} is not a valid model config: {exc}') from exc
+    state, metadata = read_weights_file(weights_path)
+    validate_state_dict(state, config, str(weights_path))
+    check_stored_tensors(weights_path, state, metadata, verify=verify)
+    return config, state
+
+
+def load_model(model_dir: PathLike, device: Union[str, torch.device] = 'cpu',
+               verify: bool = True) -> RayDiffusionModel:
+    """Build a :class:`RayDiffusionModel` from one of our model folders (in eval mode)."""
+    config, state = load_state(model_dir, verify=verify)
+    with torch.device('meta'):
+        model = RayDiffusionModel(config)
+    assign_weights(model, state, assign=True)
+    return model.to(device).eval()
+
+
+# --------------------------------------------------------------------------------------------
+# model folder files (shared by the ray, camera-token and pose-diffusion models)
+
+def write_model_files(out_dir: PathLike, state: Mapping[str, torch.Tensor], config: Any,
+                      overwrite: bool = False) -> None:
+    """Write ``config.yaml`` (``config.to_dict()``) and ``model.safetensors`` (``state`` as
+    float32, format metadata and SHA-256) into ``out_dir``; the caller validates ``state``.
+
+    Files are written under temporary names and renamed, so a failed save leaves no partial
+    model; existing files are replaced only with ``overwrite``.
+    """
+    out = Path(out_dir)
+    existing = [out / name for name in (WEIGHTS_FILE, CONFIG_FILE) if (out / name).exists()]
+    if existing and not overwrite:
+        raise CheckpointError(f'{existing[0]} exists (pass overwrite=True to replace it)')
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = {key: value.detach().to('cpu', STORED_DTYPE).contiguous()
+               for key, value in state.items()}
+    metadata = {'format': FORMAT_NAME, 'format_version': FORMAT_VERSION,
+                'sha256': tensors_digest(tensors)}
+    tmp_dir = Path(tempfile.mkdtemp(prefix='.saving-', dir=out))
+    try:
+        save_file(tensors, str(tmp_dir / WEIGHTS_FILE), metadata=metadata)
+        (tmp_dir / CONFIG_FILE).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+        for name in (WEIGHTS_FILE, CONFIG_FILE):
+            os.replace(tmp_dir / name, out / name)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def read_weights_file(weights_path: PathLike) -> Tuple[StateDict, Dict[str, str]]:
+    """(tensors, metadata) of one of our ``model.safetensors`` files, its format metadata
+    checked (CheckpointError); see :func:`check_stored_tensors` for the rest."""
+    weights_path = Path(weights_path)
+    if not weights_path.is_file():
+        raise CheckpointError(f'model file {weights_path} not found')
     try:
         with safe_open(str(weights_path), framework='pt', device='cpu') as handle:
             metadata = handle.metadata() or {}
@@ -400,7 +439,13 @@ def load_state(model_dir: PathLike, verify: bool = True) -> Tuple[RayDiffusionCo
     if metadata.get('format_version') != FORMAT_VERSION:
         raise CheckpointError(f'{weights_path} has format version '
                               f'{metadata.get("format_version")!r}, expected {FORMAT_VERSION}')
-    validate_state_dict(state, config, str(weights_path))
+    return state, metadata
+
+
+def check_stored_tensors(weights_path: PathLike, state: Mapping[str, torch.Tensor],
+                         metadata: Mapping[str, str], verify: bool = True) -> None:
+    """Tensors read by :func:`read_weights_file` are all float32 and, with ``verify``, match
+    the recorded SHA-256 (CheckpointError otherwise)."""
     # Our files hold float32 only: another float dtype would make a model of mixed dtypes
     # (load_state_dict(assign=True) keeps the stored dtype) that fails at inference.
     wrong = [f'{key} (dtype {tensor.dtype}, expected {STORED_DTYPE})'
@@ -410,17 +455,6 @@ def load_state(model_dir: PathLike, verify: bool = True) -> Tuple[RayDiffusionCo
     if verify and tensors_digest(state) != metadata.get('sha256'):
         raise CheckpointError(f'{weights_path} is corrupt: the SHA-256 of its tensors does not '
                               f'match the one recorded when it was saved')
-    return config, state
-
-
-def load_model(model_dir: PathLike, device: Union[str, torch.device] = 'cpu',
-               verify: bool = True) -> RayDiffusionModel:
-    """Build a :class:`RayDiffusionModel` from one of our model folders (in eval mode)."""
-    config, state = load_state(model_dir, verify=verify)
-    with torch.device('meta'):
-        model = RayDiffusionModel(config)
-    assign_weights(model, state, assign=True)
-    return model.to(device).eval()
 
 
 def tensors_digest(tensors: Mapping[str, torch.Tensor]) -> str:

@@ -37,12 +37,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 import os
 from pathlib import Path
-import shutil
-import tempfile
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 import torch
 from torch import nn
 import yaml
@@ -58,12 +54,12 @@ from raydiff_ros.geometry.camera_encoding import (
 from raydiff_ros.geometry.epipolar import sampson_residuals
 from raydiff_ros.model.checkpoint import (
     CONFIG_FILE,
-    FORMAT_NAME,
-    FORMAT_VERSION,
-    STORED_DTYPE,
     WEIGHTS_FILE,
     CheckpointError,
-    tensors_digest,
+    check_stored_tensors,
+    read_weights_file,
+    stored_state,
+    write_model_files,
 )
 from raydiff_ros.model.config import (
     BackboneConfig,
@@ -568,34 +564,15 @@ def sample_cameras(model: PoseDiffusionModel, features: torch.Tensor, *,
 # checkpoints
 
 def stored_pose_state(model: PoseDiffusionModel) -> Dict[str, torch.Tensor]:
-    """The part of ``model.state_dict()`` our files hold (no packaged backbone)."""
-    state = model.state_dict()
-    if model.config.backbone.weights_in_checkpoint:
-        return state
-    return {key: value for key, value in state.items() if not key.startswith(BACKBONE_PREFIX)}
+    """The part of ``model.state_dict()`` our files hold (no packaged backbone): the same
+    rule as :func:`raydiff_ros.model.checkpoint.stored_state`."""
+    return stored_state(model)
 
 
 def save_pose_model(model: PoseDiffusionModel, out_dir: Union[str, os.PathLike],
                     overwrite: bool = False) -> None:
     """Write ``config.yaml`` and ``model.safetensors`` (float32, format metadata, SHA-256)."""
-    out = Path(out_dir)
-    existing = [out / name for name in (WEIGHTS_FILE, CONFIG_FILE) if (out / name).exists()]
-    if existing and not overwrite:
-        raise CheckpointError(f'{existing[0]} exists (pass overwrite=True to replace it)')
-    out.mkdir(parents=True, exist_ok=True)
-    tensors = {key: value.detach().to('cpu', STORED_DTYPE).contiguous()
-               for key, value in stored_pose_state(model).items()}
-    metadata = {'format': FORMAT_NAME, 'format_version': FORMAT_VERSION,
-                'sha256': tensors_digest(tensors)}
-    tmp_dir = Path(tempfile.mkdtemp(prefix='.saving-', dir=out))
-    try:
-        save_file(tensors, str(tmp_dir / WEIGHTS_FILE), metadata=metadata)
-        (tmp_dir / CONFIG_FILE).write_text(yaml.safe_dump(model.config.to_dict(),
-                                                          sort_keys=False))
-        for name in (WEIGHTS_FILE, CONFIG_FILE):
-            os.replace(tmp_dir / name, out / name)
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+    write_model_files(out_dir, stored_pose_state(model), model.config, overwrite=overwrite)
 
 
 def load_pose_config(model_dir: Union[str, os.PathLike]) -> PoseDiffusionConfig:
@@ -626,21 +603,8 @@ def load_pose_state(model_dir: Union[str, os.PathLike], verify: bool = True
     models' (format metadata, float32, SHA-256 when ``verify``)."""
     config = load_pose_config(model_dir)
     weights = Path(model_dir) / WEIGHTS_FILE
-    if not weights.is_file():
-        raise CheckpointError(f'model file {weights} not found')
-    try:
-        with safe_open(str(weights), framework='pt', device='cpu') as handle:
-            metadata = handle.metadata() or {}
-            state = {key: handle.get_tensor(key).clone() for key in handle.keys()}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
-        raise CheckpointError(f'{weights} is not a readable safetensors file: {error}') from error
-    if (metadata.get('format'), metadata.get('format_version')) != (FORMAT_NAME, FORMAT_VERSION):
-        raise CheckpointError(f'{weights} is not a {FORMAT_NAME} v{FORMAT_VERSION} file')
-    wrong = sorted(key for key, value in state.items() if value.dtype != STORED_DTYPE)
-    if wrong:
-        raise CheckpointError(f'{weights}: tensors not {STORED_DTYPE}: {wrong[:12]}')
-    if verify and tensors_digest(state) != metadata.get('sha256'):
-        raise CheckpointError(f'{weights} is corrupt: the SHA-256 of its tensors does not match')
+    state, metadata = read_weights_file(weights)
+    check_stored_tensors(weights, state, metadata, verify=verify)
     return config, state
 
 
