@@ -25,7 +25,6 @@ import numpy as np
 import torch
 
 from raydiff_ros.estimation.contract import (
-    MIN_VIEWS,
     POSE_SOURCE_REFERENCE,
     EstimationError,
     EstimationResult,
@@ -36,13 +35,13 @@ from raydiff_ros.estimation.registry import EstimatorOptions
 from raydiff_ros.geometry.transforms import invert_transforms, make_transforms
 from raydiff_ros.inference.engine import (
     MIN_REFERENCE_BASELINE,
-    WARMUP_GREY,
-    WARMUP_IMAGE_SIZE,
     EngineConfig,
+    place_model,
     resolve_device,
     resolve_dtype,
+    run_warmup,
 )
-from raydiff_ros.inference.preprocess import ImageInputError, preprocess_views
+from raydiff_ros.inference.preprocess import check_view_count, preprocess_view_set
 from raydiff_ros.model.camera_token import CameraTokenModel, load_camera_token_model
 
 ESTIMATOR_NAME = 'camera_ray_token'
@@ -84,12 +83,8 @@ class CameraTokenEstimator:
         self.config = config
         self.device = resolve_device(config.device)
         self.dtype = resolve_dtype(config.dtype, self.device)
-        if isinstance(model, CameraTokenModel):
-            self.model = model.to(self.device).eval()
-            self.model_name = 'in-memory'
-        else:
-            self.model = load_camera_token_model(model, device=self.device)
-            self.model_name = Path(model).name
+        self.model, self.model_name = place_model(model, CameraTokenModel,
+                                                  load_camera_token_model, self.device)
         self._crop = replace(config.crop, input_size=self.model.config.backbone.image_size)
         self._lock = threading.Lock()
         if config.warmup:
@@ -97,12 +92,7 @@ class CameraTokenEstimator:
 
     def warmup(self) -> None:
         """One small estimate, so the first real call pays no one-off costs."""
-        width, height = WARMUP_IMAGE_SIZE
-        images = [np.full((height, width, 3), WARMUP_GREY, dtype=np.uint8)] * MIN_VIEWS
-        try:
-            self.estimate(ViewSetInput(images))
-        except EstimationError:
-            pass  # identical images may give coinciding cameras; the kernels ran anyway
+        run_warmup(self.estimate)
 
     def estimate(self, view_set: ViewSetInput) -> EstimationResult:
         """Estimate the cameras of the view set's images ((H, W, 3) uint8 RGB, any sizes);
@@ -112,21 +102,15 @@ class CameraTokenEstimator:
             EstimationError: bad input (too many views, bad images or boxes), or a non-finite
                 or degenerate output.
         """
-        num_views = view_set.num_views
-        if num_views > self.config.max_views:
-            raise EstimationError(f'a view set needs {MIN_VIEWS} to {self.config.max_views} '
-                                  f'images, got {num_views}')
+        check_view_count(view_set.num_views, self.config.max_views)
         with self._lock, torch.inference_mode():
             return self._estimate(view_set)
 
     def _estimate(self, view_set: ViewSetInput) -> EstimationResult:
         timings = {}
         start = time.perf_counter()
-        try:
-            views = preprocess_views(view_set.image_list(), self._crop, view_set.boxes,
-                                     self.model.num_patches)
-        except (ImageInputError, ValueError) as error:
-            raise EstimationError(str(error)) from error
+        views = preprocess_view_set(view_set.image_list(), self._crop, view_set.boxes,
+                                    self.model.num_patches)
         timings['preprocess'] = time.perf_counter() - start
         mark = time.perf_counter()
         with torch.autocast(self.device.type, dtype=self.dtype,

@@ -34,10 +34,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 import threading
 import time
-from typing import Callable, Optional, Union
+from typing import Callable, Optional, Tuple, Union
 
 import numpy as np
 import torch
+from torch import nn
 
 from raydiff_ros.estimation.contract import (
     MIN_VIEWS,
@@ -64,9 +65,9 @@ from raydiff_ros.geometry.transforms import (
 )
 from raydiff_ros.inference.preprocess import (
     CropConfig,
-    ImageInputError,
     PreprocessedViews,
-    preprocess_views,
+    check_view_count,
+    preprocess_view_set,
 )
 from raydiff_ros.model.checkpoint import load_model
 from raydiff_ros.model.default_models import DEFAULT_REGRESSION_MODEL_NAME, resolve_model_dir
@@ -145,6 +146,28 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     return DTYPES[name]
 
 
+def place_model(model: Union[nn.Module, str, Path], model_class: type,
+                load: Callable[..., nn.Module], device: torch.device) -> Tuple[nn.Module, str]:
+    """(model on ``device`` in eval mode, its name) of an estimator's ``model`` argument: a
+    ``model_class`` instance in memory ('in-memory') or a model folder read by
+    ``load(folder, device=device)`` (the folder's name)."""
+    if isinstance(model, model_class):
+        return model.to(device).eval(), 'in-memory'
+    return load(model, device=device), Path(model).name
+
+
+def run_warmup(estimate: Callable[[ViewSetInput], object]) -> None:
+    """One small estimate (MIN_VIEWS uniform grey images), so the first real call pays no
+    one-off costs; its EstimationError (coinciding cameras of identical images) is ignored:
+    the kernels ran anyway."""
+    width, height = WARMUP_IMAGE_SIZE
+    images = [np.full((height, width, 3), WARMUP_GREY, dtype=np.uint8)] * MIN_VIEWS
+    try:
+        estimate(ViewSetInput(images))
+    except EstimationError:
+        pass
+
+
 def reference_poses(cameras: Cameras) -> np.ndarray:
     """(S, N, 4, 4) ``camera0_T_camera`` of cameras with batch shape (S, N), unit baseline.
 
@@ -179,12 +202,8 @@ class RayDiffusionEngine:
         self.config = config
         self.device = resolve_device(config.device)
         self.dtype = resolve_dtype(config.dtype, self.device)
-        if isinstance(model, RayDiffusionModel):
-            self.model = model.to(self.device).eval()
-            self.model_name = 'in-memory'
-        else:
-            self.model = load_model(model, device=self.device)
-            self.model_name = Path(model).name
+        self.model, self.model_name = place_model(model, RayDiffusionModel, load_model,
+                                                  self.device)
         self.num_patches = self.model.num_patches
         self.regression = bool(self.model.config.diffusion.regression)
         # The crop is resized to what the backbone takes.
@@ -197,12 +216,7 @@ class RayDiffusionEngine:
 
     def warmup(self) -> None:
         """One small estimate, so the first real call pays no one-off costs."""
-        width, height = WARMUP_IMAGE_SIZE
-        images = [np.full((height, width, 3), WARMUP_GREY, dtype=np.uint8)] * MIN_VIEWS
-        try:
-            self.estimate(ViewSetInput(images), num_samples=1)
-        except EstimationError:
-            pass  # a uniform image may give a degenerate estimate; the kernels ran anyway
+        run_warmup(lambda view_set: self.estimate(view_set, num_samples=1))
 
     def _synchronize(self) -> None:
         if self.device.type == 'cuda':
@@ -221,10 +235,7 @@ class RayDiffusionEngine:
         Raises:
             EstimationError: bad input, or a non-finite or degenerate output.
         """
-        num_views = view_set.num_views
-        if num_views > self.config.max_views:
-            raise EstimationError(f'a view set needs {MIN_VIEWS} to {self.config.max_views} '
-                                  f'images, got {num_views}')
+        check_view_count(view_set.num_views, self.config.max_views)
         num_samples = self.config.num_samples if num_samples is None else num_samples
         if num_samples < 1:
             raise EstimationError(f'num_samples must be >= 1, got {num_samples}')
@@ -239,10 +250,7 @@ class RayDiffusionEngine:
                   sampler: Optional[RaySampler]) -> EstimationResult:
         timings = {}
         start = time.perf_counter()
-        try:
-            views = preprocess_views(images, self._crop, boxes, self.num_patches)
-        except (ImageInputError, ValueError) as error:
-            raise EstimationError(str(error)) from error
+        views = preprocess_view_set(images, self._crop, boxes, self.num_patches)
         timings['preprocess'] = time.perf_counter() - start
 
         autocast = torch.autocast(self.device.type, dtype=self.dtype,

@@ -44,8 +44,14 @@ from raydiff_ros.estimation.contract import (
 )
 from raydiff_ros.geometry.camera import Cameras
 from raydiff_ros.geometry.camera_encoding import decode_cameras, focal_pixels_from_ndc
-from raydiff_ros.inference.engine import reference_poses, resolve_device, resolve_dtype
-from raydiff_ros.inference.preprocess import CropConfig, ImageInputError, preprocess_views
+from raydiff_ros.inference.engine import (
+    place_model,
+    reference_poses,
+    resolve_device,
+    resolve_dtype,
+    run_warmup,
+)
+from raydiff_ros.inference.preprocess import CropConfig, check_view_count, preprocess_view_set
 from raydiff_ros.model.pose_diffusion import (
     Correspondences,
     PoseDiffusionModel,
@@ -59,8 +65,6 @@ from raydiff_ros.model.pose_diffusion import (
 LOGGER = logging.getLogger(__name__)
 NAME = 'pose_diffusion'
 GUIDED_SUFFIX = '+guided'
-WARMUP_IMAGE_SIZE = (64, 48)
-WARMUP_GREY = 128
 
 CorrespondenceMatcher = Callable[[list[np.ndarray], np.ndarray], Correspondences]
 """matcher(N (H, W, 3) uint8 images, K (N, 3, 3)) -> verified correspondences in full-image
@@ -184,15 +188,11 @@ class PoseDiffusionEstimator:
         if num_samples < 1:
             raise EstimatorError(f'num_samples must be >= 1, got {num_samples}')
         self.num_samples, self.seed = num_samples, seed
-        if isinstance(model, PoseDiffusionModel):
-            self.model = model.to(self.device).eval()
-            self.model_name = 'in-memory'
-        else:
-            try:
-                self.model = load_pose_model(model, device=self.device)
-            except (ValueError, OSError) as error:
-                raise EstimatorError(f'pose_diffusion: cannot load {model}: {error}') from error
-            self.model_name = Path(model).name
+        try:
+            self.model, self.model_name = place_model(model, PoseDiffusionModel,
+                                                      load_pose_model, self.device)
+        except (ValueError, OSError) as error:
+            raise EstimatorError(f'pose_diffusion: cannot load {model}: {error}') from error
         self._crop = CropConfig(input_size=self.model.config.backbone.image_size)
         self._lock = threading.Lock()
         self._matcher = matcher
@@ -203,12 +203,7 @@ class PoseDiffusionEstimator:
 
     def warmup(self) -> None:
         """One small unguided estimate, so the first real call pays no one-off costs."""
-        width, height = WARMUP_IMAGE_SIZE
-        images = [np.full((height, width, 3), WARMUP_GREY, dtype=np.uint8)] * MIN_VIEWS
-        try:
-            self.estimate(ViewSetInput(images))
-        except EstimationError:
-            pass
+        run_warmup(self.estimate)
 
     def estimate(self, view_set: ViewSetInput) -> EstimationResult:
         """Cameras of a view set: N (H_i, W_i, 3) uint8 images, K (N, 3, 3) or None.
@@ -216,10 +211,7 @@ class PoseDiffusionEstimator:
         Raises:
             EstimationError: bad input, or a non-finite or degenerate output.
         """
-        num = view_set.num_views
-        if num > self.options.max_views:
-            raise EstimationError(f'pose_diffusion takes {MIN_VIEWS} to '
-                                  f'{self.options.max_views} images, got {num}')
+        check_view_count(view_set.num_views, self.options.max_views)
         with self._lock, torch.no_grad():
             return self._estimate(view_set.image_list(), view_set.K, view_set.boxes)
 
@@ -250,10 +242,7 @@ class PoseDiffusionEstimator:
                   boxes: Optional[np.ndarray]) -> EstimationResult:
         timings = {}
         start = time.perf_counter()
-        try:
-            views = preprocess_views(images, self._crop, boxes, self.model.num_patches)
-        except (ImageInputError, ValueError) as error:
-            raise EstimationError(str(error)) from error
+        views = preprocess_view_set(images, self._crop, boxes, self.model.num_patches)
         timings['preprocess'] = time.perf_counter() - start
         mark = time.perf_counter()
         with torch.autocast(self.device.type, dtype=self.dtype,

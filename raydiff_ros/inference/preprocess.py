@@ -18,6 +18,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from raydiff_ros.estimation.contract import MIN_VIEWS, EstimationError
 from raydiff_ros.geometry.crop import (
     DEMO_CROP_SCALE,
     crop_parameters,
@@ -134,3 +135,20 @@ def preprocess_views(images: Sequence[np.ndarray], config: CropConfig = CropConf
                           for im, box in zip(checked, boxes, strict=True)])
     return PreprocessedViews(images=pixels, crop_boxes=torch.from_numpy(boxes),
                              crop_params=params, ndc=ndc.float(), image_sizes=size_tensor)
+
+
+def check_view_count(num_views: int, max_views: int) -> None:
+    """EstimationError when a view set has more than ``max_views`` views (estimators' check;
+    ``ViewSetInput`` already enforces at least ``MIN_VIEWS``)."""
+    if num_views > max_views:
+        raise EstimationError(f'a view set needs {MIN_VIEWS} to {max_views} images, got '
+                              f'{num_views}')
+
+
+def preprocess_view_set(images: Sequence[np.ndarray], config: CropConfig,
+                        bboxes: Optional[np.ndarray], num_patches: int) -> PreprocessedViews:
+    """:func:`preprocess_views` for an estimator: bad images or boxes raise EstimationError."""
+    try:
+        return preprocess_views(images, config, bboxes, num_patches)
+    except ValueError as error:  # ImageInputError included
+        raise EstimationError(str(error)) from error
