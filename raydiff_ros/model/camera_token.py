@@ -64,10 +64,8 @@ from raydiff_ros.model.config import (
     _dataclass_to_dict,
     preset,
 )
-from raydiff_ros.model.dinov2 import DinoV2Backbone
 from raydiff_ros.model.dit import DiTBlock, FinalLayer, sinusoid_table
-from raydiff_ros.model.efficientnet import EfficientNetFeatures
-from raydiff_ros.model.network import FEATURE_RESIZE_MODE
+from raydiff_ros.model.network import backbone_features, build_backbone
 
 PathLike = Union[str, 'os.PathLike[str]']
 
@@ -267,8 +265,7 @@ class CameraTokenModel(nn.Module):
     def __init__(self, config: CameraTokenModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.backbone = (DinoV2Backbone(config.backbone) if config.backbone.kind == 'dinov2'
-                         else EfficientNetFeatures())
+        self.backbone = build_backbone(config.backbone)
         self.transformer = CameraRayTransformer(config)
 
     @property
@@ -278,15 +275,7 @@ class CameraTokenModel(nn.Module):
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """images (B, N, 3, S, S) in [-1, 1] -> features (B, N, F, P, P) (resized bilinearly to
         P x P as the ray models do)."""
-        if images.ndim != 5:
-            raise ValueError(f'images must be (B, N, 3, H, W), got {tuple(images.shape)}')
-        B, N = images.shape[:2]
-        feats = self.backbone(images.reshape(B * N, *images.shape[2:]))
-        P = self.num_patches
-        if feats.shape[-2:] != (P, P):
-            feats = nn.functional.interpolate(feats, size=(P, P), mode=FEATURE_RESIZE_MODE,
-                                              align_corners=False)
-        return feats.reshape(B, N, *feats.shape[1:])
+        return backbone_features(self.backbone, images, self.num_patches)
 
     def forward(self, features: torch.Tensor,
                 ndc: Optional[torch.Tensor] = None) -> CameraTokenOutput:

@@ -16,7 +16,7 @@ from typing import Iterable, Optional, Union
 import torch
 from torch import nn
 
-from raydiff_ros.model.config import NDC_DIM, RAY_DIM, RayDiffusionConfig
+from raydiff_ros.model.config import NDC_DIM, RAY_DIM, BackboneConfig, RayDiffusionConfig
 from raydiff_ros.model.diffusion import (
     NoiseSchedule,
     SampleResult,
@@ -31,14 +31,38 @@ from raydiff_ros.model.efficientnet import EfficientNetFeatures
 FEATURE_RESIZE_MODE = 'bilinear'
 
 
+def build_backbone(config: BackboneConfig) -> nn.Module:
+    """The image backbone a config names: DINOv2 or the packaged EfficientNet-Lite0 (shared by
+    the ray, camera-token and pose-diffusion models; their ``backbone`` submodule)."""
+    return DinoV2Backbone(config) if config.kind == 'dinov2' else EfficientNetFeatures()
+
+
+def backbone_features(backbone: nn.Module, images: torch.Tensor,
+                      num_patches: int) -> torch.Tensor:
+    """Backbone feature maps for image sets.
+
+    images (B, N, 3, H, W) in [-1, 1] (H, W multiples of the patch size; 224 x 224 for the
+    official model) -> features (B, N, F, P, P), P = ``num_patches``, e.g. (B, N, 384, 16, 16).
+    A token grid other than P x P is resized bilinearly to P x P (the official ``autoresize``).
+    """
+    if images.ndim != 5:
+        raise ValueError(f'images must be (B, N, 3, H, W), got {tuple(images.shape)}')
+    B, N = images.shape[:2]
+    feats = backbone(images.reshape(B * N, *images.shape[2:]))
+    P = num_patches
+    if feats.shape[-2:] != (P, P):
+        feats = nn.functional.interpolate(feats, size=(P, P), mode=FEATURE_RESIZE_MODE,
+                                          align_corners=False)
+    return feats.reshape(B, N, *feats.shape[1:])
+
+
 class RayDiffusionModel(nn.Module):
     """Backbone + denoiser + schedule, built from a :class:`RayDiffusionConfig`."""
 
     def __init__(self, config: RayDiffusionConfig) -> None:
         super().__init__()
         self.config = config
-        self.backbone = (DinoV2Backbone(config.backbone) if config.backbone.kind == 'dinov2'
-                         else EfficientNetFeatures())
+        self.backbone = build_backbone(config.backbone)
         self.denoiser = RayDiT(config.denoiser)
         self.schedule = NoiseSchedule(config.diffusion)
 
@@ -53,15 +77,7 @@ class RayDiffusionModel(nn.Module):
         official model) -> features (B, N, F, P, P), e.g. (B, N, 384, 16, 16). A token grid other
         than P x P is resized bilinearly to P x P (the official ``autoresize``).
         """
-        if images.ndim != 5:
-            raise ValueError(f'images must be (B, N, 3, H, W), got {tuple(images.shape)}')
-        B, N = images.shape[:2]
-        feats = self.backbone(images.reshape(B * N, *images.shape[2:]))
-        P = self.num_patches
-        if feats.shape[-2:] != (P, P):
-            feats = nn.functional.interpolate(feats, size=(P, P), mode=FEATURE_RESIZE_MODE,
-                                  align_corners=False)
-        return feats.reshape(B, N, *feats.shape[1:])
+        return backbone_features(self.backbone, images, self.num_patches)
 
     def forward(self, features: torch.Tensor, rays_noisy: torch.Tensor,
                 t: Union[int, torch.Tensor], ndc: Optional[torch.Tensor] = None) -> torch.Tensor:

@@ -72,14 +72,12 @@ from raydiff_ros.model.config import (
     preset,
 )
 from raydiff_ros.model.diffusion import NoiseSchedule, initial_noise
-from raydiff_ros.model.dinov2 import DinoV2Backbone
 from raydiff_ros.model.dit import DiTBlock, TimestepEmbedder, sinusoid_table, timesteps_for_batch
-from raydiff_ros.model.efficientnet import EfficientNetFeatures
+from raydiff_ros.model.network import backbone_features, build_backbone
 
 MODEL_TYPE = 'pose_diffusion'
 MODEL_TYPE_KEY = 'model_type'
 BACKBONE_PREFIX = 'backbone.'
-FEATURE_RESIZE_MODE = 'bilinear'
 FOCAL_INDEX = -1
 """Position of the log focal in a camera encoding."""
 GUIDANCE_EPS = 1e-12
@@ -265,8 +263,7 @@ class PoseDiffusionModel(nn.Module):
     def __init__(self, config: PoseDiffusionConfig) -> None:
         super().__init__()
         self.config = config
-        self.backbone = (DinoV2Backbone(config.backbone) if config.backbone.kind == 'dinov2'
-                         else EfficientNetFeatures())
+        self.backbone = build_backbone(config.backbone)
         self.denoiser = PoseDenoiser(config.pose_denoiser)
         self.schedule = NoiseSchedule(config.diffusion)
 
@@ -285,15 +282,7 @@ class PoseDiffusionModel(nn.Module):
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """images (B, N, 3, S, S) in [-1, 1] -> backbone features (B, N, F, P, P), P =
         ``num_patches`` (bilinear resize of another token grid), as the ray models'."""
-        if images.ndim != 5:
-            raise ValueError(f'images must be (B, N, 3, H, W), got {tuple(images.shape)}')
-        B, N = images.shape[:2]
-        feats = self.backbone(images.reshape(B * N, *images.shape[2:]))
-        P = self.num_patches
-        if feats.shape[-2:] != (P, P):
-            feats = nn.functional.interpolate(feats, size=(P, P), mode=FEATURE_RESIZE_MODE,
-                                              align_corners=False)
-        return feats.reshape(B, N, *feats.shape[1:])
+        return backbone_features(self.backbone, images, self.num_patches)
 
     @staticmethod
     def pool(features: torch.Tensor) -> torch.Tensor:
