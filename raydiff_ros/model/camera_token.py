@@ -44,13 +44,10 @@ import yaml
 
 from raydiff_ros.geometry.camera_encoding import matrix_to_rotation_6d, rotation_6d_to_matrix
 from raydiff_ros.model.checkpoint import (
-    CONFIG_FILE,
-    WEIGHTS_FILE,
     CheckpointError,
     StateDictMismatchError,
     assign_weights,
-    check_stored_tensors,
-    read_weights_file,
+    load_model_folder,
     stored_state,
     write_model_files,
 )
@@ -365,21 +362,17 @@ def save_camera_token_model(model: CameraTokenModel, out_dir: PathLike,
 def load_camera_token_state(model_dir: PathLike, verify: bool = True,
                             ) -> Tuple[CameraTokenModelConfig, Dict[str, torch.Tensor]]:
     """(config, state dict) of a camera-token model folder, validated (CheckpointError)."""
-    folder = Path(model_dir)
-    config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
-    for path in (config_path, weights_path):
-        if not path.is_file():
-            raise CheckpointError(f'model file {path} not found')
+    return load_model_folder(model_dir, _read_camera_token_config, _validate_state,
+                             verify=verify)
+
+
+def _read_camera_token_config(config_path: Path) -> CameraTokenModelConfig:
     try:
         data = yaml.safe_load(config_path.read_text())
-        config = camera_token_config_from_dict(data if data is not None else {})
+        return camera_token_config_from_dict(data if data is not None else {})
     except (ConfigError, yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
         raise CheckpointError(f'{config_path} is not a valid camera-token model config: '
                               f'{exc}') from exc
-    state, metadata = read_weights_file(weights_path)
-    _validate_state(state, config, str(weights_path))
-    check_stored_tensors(weights_path, state, metadata, verify=verify)
-    return config, state
 
 
 def load_camera_token_model(model_dir: PathLike, device: Union[str, torch.device] = 'cpu',

@@ -43,7 +43,7 @@ from pathlib import Path
 import pickle
 import shutil
 import tempfile
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 import zipfile
 
 from safetensors import SafetensorError, safe_open
@@ -363,19 +363,14 @@ def load_state(model_dir: PathLike, verify: bool = True) -> Tuple[RayDiffusionCo
     ``verify`` recomputes the SHA-256 of the tensors (about 1 s per 1.6 GB) to catch corrupt
     data bytes; header corruption and truncation are always detected.
     """
-    folder = Path(model_dir)
-    config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
-    for path in (config_path, weights_path):
-        if not path.is_file():
-            raise CheckpointError(f'model file {path} not found')
+    return load_model_folder(model_dir, _read_ray_config, validate_state_dict, verify=verify)
+
+
+def _read_ray_config(config_path: Path) -> RayDiffusionConfig:
     try:
-        config = load_config_yaml(config_path)
+        return load_config_yaml(config_path)
     except (ConfigError, OSError, UnicodeDecodeError) as exc:
         raise CheckpointError(f'{config_path} is not a valid model config: {exc}') from exc
-    state, metadata = read_weights_file(weights_path)
-    validate_state_dict(state, config, str(weights_path))
-    check_stored_tensors(weights_path, state, metadata, verify=verify)
-    return config, state
 
 
 def load_model(model_dir: PathLike, device: Union[str, torch.device] = 'cpu',
@@ -416,6 +411,29 @@ def write_model_files(out_dir: PathLike, state: Mapping[str, torch.Tensor], conf
             os.replace(tmp_dir / name, out / name)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def load_model_folder(model_dir: PathLike, read_config: Callable[[Path], Any],
+                      validate: Optional[Callable[[StateDict, Any, str], None]] = None,
+                      verify: bool = True) -> Tuple[Any, StateDict]:
+    """(config, state dict) of one of our model folders, whatever the model type.
+
+    ``read_config(config_path)`` parses ``config.yaml`` (CheckpointError when it is not a
+    valid config of that model type); ``validate(state, config, source)`` checks the tensors
+    against it (keys, shapes). Then :func:`check_stored_tensors` (float32, SHA-256 with
+    ``verify``).
+    """
+    folder = Path(model_dir)
+    config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
+    for path in (config_path, weights_path):
+        if not path.is_file():
+            raise CheckpointError(f'model file {path} not found')
+    config = read_config(config_path)
+    state, metadata = read_weights_file(weights_path)
+    if validate is not None:
+        validate(state, config, str(weights_path))
+    check_stored_tensors(weights_path, state, metadata, verify=verify)
+    return config, state
 
 
 def read_weights_file(weights_path: PathLike) -> Tuple[StateDict, Dict[str, str]]:

@@ -54,10 +54,8 @@ from raydiff_ros.geometry.camera_encoding import (
 from raydiff_ros.geometry.epipolar import sampson_residuals
 from raydiff_ros.model.checkpoint import (
     CONFIG_FILE,
-    WEIGHTS_FILE,
     CheckpointError,
-    check_stored_tensors,
-    read_weights_file,
+    load_model_folder,
     stored_state,
     write_model_files,
 )
@@ -590,11 +588,8 @@ def load_pose_state(model_dir: Union[str, os.PathLike], verify: bool = True
                     ) -> Tuple[PoseDiffusionConfig, Dict[str, torch.Tensor]]:
     """(config, stored tensors) of a pose-diffusion model folder, checked like the ray
     models' (format metadata, float32, SHA-256 when ``verify``)."""
-    config = load_pose_config(model_dir)
-    weights = Path(model_dir) / WEIGHTS_FILE
-    state, metadata = read_weights_file(weights)
-    check_stored_tensors(weights, state, metadata, verify=verify)
-    return config, state
+    return load_model_folder(model_dir, lambda config_path: load_pose_config(config_path.parent),
+                             verify=verify)
 
 
 def assign_pose_weights(model: PoseDiffusionModel, state: Mapping[str, torch.Tensor],
