@@ -33,7 +33,7 @@ format (``config.yaml`` + ``model.safetensors``, :mod:`.checkpoint`), the config
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 import os
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
@@ -55,10 +55,10 @@ from raydiff_ros.model.config import (
     NDC_DIM,
     RAY_DIM,
     BackboneConfig,
+    BackboneDenoiserSections,
     ConfigError,
     DenoiserConfig,
     _dataclass_from_dict,
-    _dataclass_to_dict,
     preset,
 )
 from raydiff_ros.model.dit import DiTBlock, FinalLayer, sinusoid_table
@@ -105,21 +105,12 @@ class CameraTokenConfig:
 
 
 @dataclass(frozen=True)
-class CameraTokenModelConfig:
+class CameraTokenModelConfig(BackboneDenoiserSections):
     """Whole camera-token model: backbone -> ray transformer with camera tokens -> heads."""
 
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
     camera_token: CameraTokenConfig = field(default_factory=CameraTokenConfig)
-
-    def __post_init__(self) -> None:
-        if self.denoiser.feature_dim != self.backbone.feature_dim:
-            raise ConfigError(f'denoiser.feature_dim {self.denoiser.feature_dim} differs from '
-                              f'the backbone feature channels {self.backbone.feature_dim}')
-
-    def to_dict(self) -> Dict[str, Dict[str, Any]]:
-        """Plain nested dictionary (YAML-safe scalars only)."""
-        return {f.name: _dataclass_to_dict(getattr(self, f.name)) for f in fields(self)}
 
 
 _SECTIONS = {'backbone': BackboneConfig, 'denoiser': DenoiserConfig, SECTION: CameraTokenConfig}

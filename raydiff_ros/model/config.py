@@ -257,13 +257,12 @@ class DiffusionConfig:
         _require_finite_positive(self, ('clip_bound',))
 
 
-@dataclass(frozen=True)
-class RayDiffusionConfig:
-    """Whole model: backbone features -> DiT denoiser -> diffusion sampler."""
+class BackboneDenoiserSections:
+    """Base of the whole-model dataclasses with ``backbone`` and ``denoiser`` sections (ray and
+    camera-token models): their channel check and their ``to_dict``."""
 
-    backbone: BackboneConfig = field(default_factory=BackboneConfig)
-    denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
-    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    backbone: BackboneConfig
+    denoiser: DenoiserConfig
 
     def __post_init__(self) -> None:
         if self.denoiser.feature_dim != self.backbone.feature_dim:
@@ -273,6 +272,15 @@ class RayDiffusionConfig:
     def to_dict(self) -> Dict[str, Dict[str, Any]]:
         """Plain nested dictionary (YAML-safe scalars only)."""
         return {f.name: _dataclass_to_dict(getattr(self, f.name)) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class RayDiffusionConfig(BackboneDenoiserSections):
+    """Whole model: backbone features -> DiT denoiser -> diffusion sampler."""
+
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
 
 
 def config_from_dict(data: Mapping[str, Any]) -> RayDiffusionConfig:
