@@ -46,9 +46,10 @@ from raydiff_ros.geometry.camera_encoding import matrix_to_rotation_6d, rotation
 from raydiff_ros.model.checkpoint import (
     CheckpointError,
     StateDictMismatchError,
-    assign_weights,
     load_model_folder,
+    model_from_state,
     stored_state,
+    stored_state_shapes,
     write_model_files,
 )
 from raydiff_ros.model.config import (
@@ -324,9 +325,7 @@ def camera_token_losses(output: CameraTokenOutput, R: torch.Tensor, t: torch.Ten
 
 def expected_state_shapes(config: CameraTokenModelConfig) -> Dict[str, Tuple[int, ...]]:
     """Key -> shape of every stored tensor of the model ``config`` describes."""
-    with torch.device('meta'):
-        model = CameraTokenModel(config)
-    return {key: tuple(value.shape) for key, value in stored_state(model).items()}
+    return stored_state_shapes(lambda: CameraTokenModel(config))
 
 
 def _validate_state(state: Mapping[str, torch.Tensor], config: CameraTokenModelConfig,
@@ -370,7 +369,4 @@ def load_camera_token_model(model_dir: PathLike, device: Union[str, torch.device
                             verify: bool = True) -> CameraTokenModel:
     """Build a :class:`CameraTokenModel` from a model folder (in eval mode)."""
     config, state = load_camera_token_state(model_dir, verify=verify)
-    with torch.device('meta'):
-        model = CameraTokenModel(config)
-    assign_weights(model, state, assign=True)
-    return model.to(device).eval()
+    return model_from_state(lambda: CameraTokenModel(config), state, device)

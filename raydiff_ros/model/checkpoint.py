@@ -131,9 +131,7 @@ def expected_state_shapes(config: RayDiffusionConfig) -> Dict[str, Tuple[int, ..
     A backbone whose weights come from an installed package (``weights_in_checkpoint`` False)
     has no stored tensors.
     """
-    with torch.device('meta'):
-        model = RayDiffusionModel(config)
-    return {key: tuple(value.shape) for key, value in stored_state(model).items()}
+    return stored_state_shapes(lambda: RayDiffusionModel(config))
 
 
 def stored_state(model: RayDiffusionModel) -> StateDict:
@@ -377,10 +375,7 @@ def load_model(model_dir: PathLike, device: Union[str, torch.device] = 'cpu',
                verify: bool = True) -> RayDiffusionModel:
     """Build a :class:`RayDiffusionModel` from one of our model folders (in eval mode)."""
     config, state = load_state(model_dir, verify=verify)
-    with torch.device('meta'):
-        model = RayDiffusionModel(config)
-    assign_weights(model, state, assign=True)
-    return model.to(device).eval()
+    return model_from_state(lambda: RayDiffusionModel(config), state, device)
 
 
 # --------------------------------------------------------------------------------------------
@@ -411,6 +406,24 @@ def write_model_files(out_dir: PathLike, state: Mapping[str, torch.Tensor], conf
             os.replace(tmp_dir / name, out / name)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def stored_state_shapes(build: Callable[[], torch.nn.Module]) -> Dict[str, Tuple[int, ...]]:
+    """Key -> shape of every stored tensor of the model ``build()`` makes (built on the meta
+    device: no memory is allocated)."""
+    with torch.device('meta'):
+        model = build()
+    return {key: tuple(value.shape) for key, value in stored_state(model).items()}
+
+
+def model_from_state(build: Callable[[], torch.nn.Module], state: Mapping[str, torch.Tensor],
+                     device: Union[str, torch.device] = 'cpu') -> torch.nn.Module:
+    """The model ``build()`` makes, built on the meta device and given the tensors of
+    ``state`` (:func:`assign_weights`), on ``device`` in eval mode."""
+    with torch.device('meta'):
+        model = build()
+    assign_weights(model, state, assign=True)
+    return model.to(device).eval()
 
 
 def load_model_folder(model_dir: PathLike, read_config: Callable[[Path], Any],
