@@ -14,12 +14,15 @@ For S samples ``target_T_source_s = [R_s, t_s]`` (4x4):
   standard deviation ``unknown_scale_relative_std`` and add the rank-1 term
   ``unknown_scale_relative_std^2 * t_mean t_mean^T`` to the translation block (inflation along
   the translation direction, zero for the reference camera itself);
-* floors: every diagonal variance below its floor is raised to it
+* floors: the covariance is raised to at least ``F = diag(floors)`` in every direction
   (``translation_variance_floor`` for x, y, z in translation units squared,
-  ``rotation_variance_floor`` for rx, ry, rz in rad^2). Raising diagonal entries keeps the
-  matrix positive semi-definite, and a single sample (or identical samples) gives exactly
-  ``diag(floors)``: never a zero covariance, which consumers such as AMCL mistake for
-  certainty.
+  ``rotation_variance_floor`` for rx, ry, rz in rad^2): the eigenvalues of
+  ``F^-1/2 C F^-1/2`` below 1 are raised to 1. A covariance already above its floors is kept
+  as it is; a single sample (or identical samples) gives exactly ``F``; the result is always
+  positive definite: never a zero or singular covariance, which consumers such as AMCL
+  mistake for certainty and pose-graph back-ends (GTSAM and the like) cannot invert. (Raising
+  the diagonal alone is not enough: two samples and the unknown-scale term give a translation
+  block of rank two with its diagonal above the floors.)
 """
 
 from dataclasses import dataclass
@@ -123,11 +126,20 @@ def sample_covariance(samples: np.ndarray, mean: np.ndarray) -> np.ndarray:
 
 
 def apply_variance_floors(covariance: np.ndarray, floors: np.ndarray) -> np.ndarray:
-    """Raise each diagonal entry of (6, 6) ``covariance`` to at least ``floors`` (6,)."""
+    """Raise symmetric positive semi-definite (6, 6) ``covariance`` to at least
+    ``diag(floors)`` (floors (6,), all > 0) in every direction (module docstring): unchanged
+    when it already is, positive definite always, its diagonal at least ``floors``."""
     covariance = np.array(covariance, dtype=np.float64)
-    diagonal = np.diag(covariance)
-    covariance[np.diag_indices(POSE_DOF)] = np.maximum(diagonal, floors)
-    return covariance
+    root = np.sqrt(np.asarray(floors, dtype=np.float64))
+    whitened = covariance / np.outer(root, root)                   # F^-1/2 C F^-1/2
+    values, vectors = np.linalg.eigh(0.5 * (whitened + whitened.T))
+    if values.min() >= 1.0:
+        return covariance
+    raised = (vectors * np.maximum(values, 1.0)) @ vectors.T
+    raised = 0.5 * (raised + raised.T) * np.outer(root, root)
+    diagonal = np.diag_indices(POSE_DOF)
+    raised[diagonal] = np.maximum(raised[diagonal], floors)     # exact despite rounding
+    return raised
 
 
 def pose_statistics(

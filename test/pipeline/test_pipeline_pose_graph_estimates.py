@@ -53,6 +53,13 @@ def test_all_pairs_and_index_keys(poses, rng):
     assert [(e.key_from, e.key_to) for e in graph.edges] == [(7, 8), (7, 9), (8, 9)]
 
 
+def scale_inflated(t: np.ndarray) -> np.ndarray:
+    """(3, 3) translation covariance of one sample at t (3,) with unknown scale (std 0.5) and
+    equal floors f, |t| large: 0.25 t t^T along t and f in the two directions across it."""
+    direction = t / np.linalg.norm(t)
+    return 0.25 * np.outer(t, t) + FLOORS[0] * (np.eye(3) - np.outer(direction, direction))
+
+
 def test_edge_covariances_come_from_the_samples_and_unknown_scale_inflates(poses, rng):
     frame_T_cameras = _three_poses(poses, rng)[:2]
     samples = np.stack([frame_T_cameras, frame_T_cameras])
@@ -63,9 +70,9 @@ def test_edge_covariances_come_from_the_samples_and_unknown_scale_inflates(poses
     assert graph.edges[0].covariance[0, 0] == pytest.approx(0.02)
     unknown = build_pose_graph(frame_T_cameras, None, (1, 2), (0, 1), (0, 1), 'cam0',
                                scale_known=False)
-    t = frame_T_cameras[1, :3, 3]
-    expected = np.maximum(np.diag(0.25 * np.outer(t, t)), FLOORS[:3])
-    np.testing.assert_allclose(np.diag(unknown.edges[0].covariance)[:3], expected, atol=1e-12)
+    # 0.25 t t^T along t (above the floor), the floor in the two directions across it.
+    np.testing.assert_allclose(unknown.edges[0].covariance[:3, :3],
+                               scale_inflated(frame_T_cameras[1, :3, 3]), atol=1e-12)
 
 
 def test_duplicate_node_identities_and_bad_shapes_are_refused(poses, rng):
@@ -139,11 +146,11 @@ def test_temporal_estimate_without_scale_uses_model_intrinsics(poses, rng):
     assert np.linalg.norm(estimate.cameras[1].reference_T_camera[:3, 3]) == pytest.approx(1.0)
     assert estimate.cameras[1].intrinsics_estimated
     assert estimate.cameras[1].intrinsics[0] == pytest.approx(400.0)
-    # Unit baseline, unknown scale: 0.5^2 t t^T along the translation t (|t| = 1), floored.
+    # Unit baseline, unknown scale: 0.5^2 t t^T along the translation t (|t| = 1), the floor
+    # across it.
     t = estimate.cameras[1].reference_T_camera[:3, 3]
-    expected = 0.25 * np.outer(t, t)
-    expected[np.diag_indices(3)] = np.maximum(np.diag(expected), FLOORS[:3])
-    np.testing.assert_allclose(estimate.cameras[1].covariance[:3, :3], expected, atol=1e-12)
+    np.testing.assert_allclose(estimate.cameras[1].covariance[:3, :3], scale_inflated(t),
+                               atol=1e-12)
 
 
 def test_relocalization_estimate_is_aligned_to_the_map(poses):

@@ -18,6 +18,7 @@ from raydiff_ros.geometry.transforms import (
 from raydiff_ros.pipeline.uncertainty import (
     UncertaintyConfig,
     UncertaintyError,
+    apply_variance_floors,
     camera_statistics,
     edge_statistics,
     pose_statistics,
@@ -117,6 +118,25 @@ def test_unknown_scale_inflates_along_the_translation():
     expected = np.diag([1.0, 1e-4, 1e-4, 3e-4, 3e-4, 3e-4])
     np.testing.assert_allclose(inflated, expected, atol=1e-15)
     np.testing.assert_allclose(pose_statistics(sample, config).covariance, FLOORS, atol=1e-15)
+
+
+def test_floors_hold_in_every_direction_not_only_on_the_diagonal():
+    # Two samples and the unknown-scale term: the translation block has rank 2 and every
+    # diagonal entry above its floor; raising the diagonal alone would leave it singular,
+    # which a pose-graph back-end cannot invert.
+    samples = make_transforms(np.tile(np.eye(3), (2, 1, 1)),
+                              np.array([[1.0, 1.0, 0.0], [1.2, 1.0, 0.2]]))
+    covariance = pose_statistics(samples, CONFIG, scale_known=False).covariance
+    np.testing.assert_allclose(covariance, covariance.T, atol=1e-15)
+    whitened = covariance / np.sqrt(np.outer(FLOORS.diagonal(), FLOORS.diagonal()))
+    assert np.linalg.eigvalsh(whitened).min() > 1.0 - 1e-9          # covariance >= floors
+    assert np.linalg.eigvalsh(covariance[:3, :3]).min() >= 1e-4 * (1.0 - 1e-9)
+    # A covariance already above its floors in every direction comes back unchanged.
+    rng = np.random.default_rng(3)
+    A = rng.normal(size=(6, 6)) * 0.1
+    wide = A @ A.T + np.eye(6) * 0.01
+    np.testing.assert_allclose(apply_variance_floors(wide, FLOORS.diagonal()), wide,
+                               atol=1e-15)
 
 
 def test_edge_covariance_is_expressed_in_the_from_frame():
