@@ -11,9 +11,13 @@ import sys
 from typing import Callable, Optional, Sequence, Union
 
 from tqdm import tqdm
-import yaml
 
-from raydiff_ros.estimation import EstimatorError, available_estimators, estimator_entry
+from raydiff_ros.estimation import (
+    EstimatorError,
+    available_estimators,
+    estimator_entry,
+    parse_option,
+)
 
 EXIT_OK = 0
 """The command did what was asked."""
@@ -64,16 +68,12 @@ def estimator_help(include_ground_truth: bool = True) -> str:
 
 
 def estimator_option(text: str) -> tuple[str, object]:
-    """An argparse ``type`` for ``--option KEY=VALUE`` (an entry of ``EstimatorOptions.extra``;
+    """An argparse ``type`` for ``--option KEY=VALUE`` (``raydiff_ros.estimation.parse_option``:
     the value is read as YAML, so ``8``, ``0.5``, ``false`` and ``aliked`` keep their types)."""
-    key, separator, value = text.partition('=')
-    if not separator or not key.strip():
-        raise argparse.ArgumentTypeError(f'expected KEY=VALUE, got {text!r}')
     try:
-        parsed = yaml.safe_load(value) if value.strip() else ''
-    except yaml.YAMLError as error:
-        raise argparse.ArgumentTypeError(f'cannot read the value of {text!r}: {error}') from error
-    return key.strip(), parsed
+        return parse_option(text)
+    except EstimatorError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
 
 
 def add_option_argument(parser: argparse.ArgumentParser) -> None:

@@ -29,6 +29,8 @@ from raydiff_ros.estimation.registry import (
     available_estimators,
     create_estimator,
     estimator_entry,
+    parse_option,
+    parse_options,
     register_estimator,
     with_refinement,
 )
@@ -52,6 +54,8 @@ __all__ = [
     'create_estimator',
     'estimator_entry',
     'medoid_index',
+    'parse_option',
+    'parse_options',
     'register_estimator',
     'sample_spread',
     'with_refinement',

@@ -20,6 +20,8 @@ import importlib
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Union
 
+import yaml
+
 from raydiff_ros.estimation.contract import EstimatorError, PoseEstimator
 
 PLUGIN_PREFIX = 'python:'
@@ -71,6 +73,41 @@ class EstimatorOptions:
                                else None)
 
 
+def parse_option(text: str) -> tuple[str, Any]:
+    """One ``KEY=VALUE`` option of an estimator (an entry of ``EstimatorOptions.extra``); the
+    value is read as YAML, so ``8``, ``0.5``, ``false`` and ``aliked`` keep their types.
+
+    Raises:
+        EstimatorError: no ``=``, an empty key, or a value YAML cannot read.
+    """
+    key, separator, value = text.partition('=')
+    if not separator or not key.strip():
+        raise EstimatorError(f'expected KEY=VALUE, got {text!r}')
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ''
+    except yaml.YAMLError as error:
+        raise EstimatorError(f'cannot read the value of {text!r}: {error}') from error
+    return key.strip(), parsed
+
+
+def parse_options(text: str) -> dict[str, Any]:
+    """Comma-separated ``KEY=VALUE`` options (the node's ``estimator_options``), e.g.
+    ``'prior=camera_ray_token, max_pairs=12'``; an empty text gives no options.
+
+    Raises:
+        EstimatorError: a malformed pair (see :func:`parse_option`) or a key given twice.
+    """
+    options: dict[str, Any] = {}
+    for item in text.split(','):
+        if not item.strip():
+            continue
+        key, value = parse_option(item)
+        if key in options:
+            raise EstimatorError(f'option {key!r} given twice in {text!r}')
+        options[key] = value
+    return options
+
+
 EstimatorFactory = Callable[[EstimatorOptions], PoseEstimator]
 
 
@@ -117,10 +154,12 @@ BUILTIN_ESTIMATORS = {
         'the one-step ray regression model, default models/default_regression'),
     'camera_ray_token': EstimatorEntry(
         'raydiff_ros.inference.camera_token:make_camera_ray_token', False,
-        'learned camera tokens in the ray transformer, one forward pass (needs model_dir)'),
+        'learned camera tokens in the ray transformer, one forward pass; default '
+        'models/camera_ray_token'),
     'pose_diffusion': EstimatorEntry(
         'raydiff_ros.refinement.pose_diffusion_estimator:make_pose_diffusion', False,
-        'camera-parameter diffusion (PoseDiffusion) of model_dir, Sampson-guided sampling'),
+        'camera-parameter diffusion (PoseDiffusion), Sampson-guided sampling; default '
+        'models/pose_diffusion'),
 }
 """Built-in estimators by name."""
 

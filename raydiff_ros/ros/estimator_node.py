@@ -163,7 +163,7 @@ class EstimatorNode(LifecycleNode):
             self._estimator = build_estimator(
                 self.param('estimator'), self.param('model_dir'), self.param('device'),
                 self.param('dtype'), self.param('num_samples'), self.param('seed'),
-                self.param('refinement'))
+                self.param('refinement'), self.param('estimator_options'))
         except EstimatorError as error:
             self._load_error = str(error)
             self.get_logger().error(f'configure failed: {error}')

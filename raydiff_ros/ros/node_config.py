@@ -57,10 +57,18 @@ class NodeConfig:
         'python:<module>:<factory>',
         read_only=True,
     )
+    estimator_options: str = parameter(
+        '',
+        'options of the estimator as comma-separated KEY=VALUE (the --option of the CLIs), '
+        'e.g. "prior=camera_ray_token, max_pairs=12" for fused or "guidance=false" for '
+        'pose_diffusion; an estimator refuses names it does not know',
+        read_only=True,
+    )
     model_dir: str = parameter(
         '',
-        'model folder (config.yaml + model.safetensors) of a ray estimator; empty: '
-        '$RAYDIFF_MODEL_DIR or the shipped default model',
+        'model folder (config.yaml + model.safetensors) of a learned estimator (for fused: of '
+        'its prior); empty: the shipped model of the estimator (ray_diffusion: '
+        '$RAYDIFF_MODEL_DIR first)',
         read_only=True,
     )
     device: str = parameter(

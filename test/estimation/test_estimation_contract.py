@@ -17,6 +17,8 @@ from raydiff_ros.estimation import (
     create_estimator,
     estimator_entry,
     medoid_index,
+    parse_option,
+    parse_options,
     sample_spread,
     with_refinement,
 )
@@ -212,3 +214,16 @@ def test_refinements_wrap_estimators_by_name():
     assert refined.name == 'random+bundle' and refined.base.name == 'random'
     with pytest.raises(RefinementError, match='has no sampler'):
         create_estimator('random', EstimatorOptions(refinement='guided'))
+
+
+def test_options_are_read_as_yaml_values_and_bad_ones_are_named():
+    assert parse_option('max_pairs=12') == ('max_pairs', 12)
+    assert parse_option(' guidance = false') == ('guidance', False)
+    assert parse_option('prior=camera_ray_token') == ('prior', 'camera_ray_token')
+    assert parse_options('') == {} and parse_options(' , ') == {}
+    assert parse_options('prior=camera_ray_token, prior_weight=0.1,matcher=aliked') == {
+        'prior': 'camera_ray_token', 'prior_weight': 0.1, 'matcher': 'aliked'}
+    for text, words in (('max_pairs', 'expected KEY=VALUE'), ('=3', 'expected KEY=VALUE'),
+                        ('a=[1', 'cannot read the value'), ('a=1, a=2', 'given twice')):
+        with pytest.raises(EstimatorError, match=words):
+            parse_options(text)
