@@ -9,7 +9,10 @@
 # Names: prior_dinov2 (PRIOR_MODEL, default models/dinov2), prior_shipped_lite (OLD_MODEL,
 # default models/default: the previously shipped model; point OLD_MODEL at it once
 # models/default is replaced), classical_sift, random; with PD_MODEL set also
-# pose_diffusion_unguided and pose_diffusion_guided, with CT_MODEL camera_ray_token.
+# pose_diffusion_unguided and pose_diffusion_guided, with CT_MODEL camera_ray_token, with FUSED=1
+# fused (its defaults: prior ray_diffusion of models/default, 4 samples, XFeat + LighterGlue;
+# about 25 minutes on the 2-core CPU). ray_regression (REG_MODEL, default
+# models/default_regression: the shipped one-step regression model) always runs.
 # SYNTH_TEST is the synthetic shard folder
 # (default build/synthetic14/test); its 20 view sets per N are drawn with the seed.
 # Each run writes OUT_DIR/<scene>/<name>/results.{json,md}; runs already there are kept. The
@@ -49,6 +52,7 @@ run prior_dinov2 ray_diffusion --model "$PRIOR_MODEL" --samples 1
 run prior_shipped_lite ray_diffusion --model "$OLD_MODEL" --samples 1
 run classical_sift classical_sift
 run random random
+run ray_regression ray_regression --model "${REG_MODEL:-models/default_regression}"
 # The other estimators of the method family (issue 15), when their models are given:
 if [[ -n ${PD_MODEL:-} ]]; then
   run pose_diffusion_unguided pose_diffusion --model "$PD_MODEL" --option guidance=false
@@ -56,5 +60,8 @@ if [[ -n ${PD_MODEL:-} ]]; then
 fi
 if [[ -n ${CT_MODEL:-} ]]; then
   run camera_ray_token camera_ray_token --model "$CT_MODEL"
+fi
+if [[ ${FUSED:-0} == 1 ]]; then
+  run fused fused --samples 4
 fi
 "$BIN/python" tools/prior_table.py "$OUT"

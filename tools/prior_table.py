@@ -1,10 +1,10 @@
 """Markdown tables of tools/evaluate_prior.sh results (any OUT_DIR/<scene>/<name>/results.json).
 
 Per scene, a row per name (every name present): (a) rotation accuracy at 15 deg per N ± the
-standard error over the view sets, and the mean over N; camera-centre accuracy at 0.1 per N and
-the mean; (b) the per-true-angle-bin rotation accuracy at 15 deg (all N pooled), cells
-``acc@15 (pairs)``. Names whose results.json predates ``pair_true_angles_deg`` are left out
-of (b) with a note. All accuracies in %.
+standard error over the view sets, and the mean over N; rotation accuracy at 5 deg, camera-centre
+accuracy at 0.1 and seconds per view set, each per N with the mean; (b) the per-true-angle-bin
+rotation accuracy at 15 deg (all N pooled), cells ``acc@15 (pairs)``. Names whose results.json
+predates ``pair_true_angles_deg`` are left out of (b) with a note. All accuracies in %.
 
     .venv/bin/python tools/prior_table.py OUT_DIR
 """
@@ -16,7 +16,8 @@ from typing import Optional
 from fused_table import load_results, rotation_standard_error, sizes
 import numpy as np
 
-ORDER = ('prior_dinov2', 'prior_shipped_lite', 'classical_sift', 'random')
+ORDER = ('prior_dinov2', 'prior_shipped_lite', 'ray_regression', 'pose_diffusion_unguided',
+         'pose_diffusion_guided', 'camera_ray_token', 'classical_sift', 'fused', 'random')
 """Names listed first, in this order; any other name present follows, sorted."""
 
 
@@ -32,8 +33,8 @@ def _percent(value: Optional[float]) -> str:
 
 
 def accuracy_table(results: dict[str, dict], kind: str) -> list[str]:
-    """Rows = names, columns = N and the mean over N. ``kind``: 'rotation' (acc@15 ± s.e.)
-    or 'centre' (camera-centre acc@0.1)."""
+    """Rows = names, columns = N and the mean over N. ``kind``: 'rotation' (acc@15 ± s.e.),
+    'rotation5' (acc@5), 'centre' (camera-centre acc@0.1) or 'seconds' (per view set)."""
     columns = sizes(results)
     lines = ['| name | ' + ' | '.join(f'N={n}' for n in columns) + ' | mean |',
              '|---' + '|---:' * (len(columns) + 1) + '|']
@@ -48,11 +49,18 @@ def accuracy_table(results: dict[str, dict], kind: str) -> list[str]:
                 value = metrics['rotation_accuracy_at_deg']['15']
                 error = rotation_standard_error(result, n, 15.0)
                 cells.append(f'{_percent(value)} ± {_percent(error)}')
+            elif kind == 'rotation5':
+                value = metrics['rotation_accuracy_at_deg']['5']
+                cells.append(_percent(value))
+            elif kind == 'seconds':
+                value = metrics['seconds_per_set']
+                cells.append(f'{value:.2f}')
             else:
                 value = metrics['camera_center_accuracy']
                 cells.append(_percent(value))
             values.append(value)
-        mean = _percent(float(np.mean(values))) if values else '-'
+        mean = '-' if not values else (f'{np.mean(values):.2f}' if kind == 'seconds'
+                                        else _percent(float(np.mean(values))))
         lines.append(f'| {name} | ' + ' | '.join(cells) + f' | {mean} |')
     return lines
 
@@ -92,8 +100,12 @@ def tables(out: Path) -> list[str]:
             continue
         lines += [f'**{scene}**: rotation acc@15 ± s.e. over view sets, %', '',
                   *accuracy_table(results, 'rotation'), '',
+                  f'**{scene}**: rotation acc@5, %', '',
+                  *accuracy_table(results, 'rotation5'), '',
                   f'**{scene}**: camera-centre acc@0.1, %', '',
                   *accuracy_table(results, 'centre'), '',
+                  f'**{scene}**: seconds per view set', '',
+                  *accuracy_table(results, 'seconds'), '',
                   f'**{scene}**: rotation acc@15 (pairs) by true angle between the views, '
                   'all N, %', '', *angle_bin_table(results), '']
     return lines
