@@ -27,7 +27,11 @@ Sections (every key optional except ``output_dir`` and ``data.train``):
     together), ``min_views`` / ``max_views`` (N per batch, uniform), ``crop_mode``,
     ``first_camera_frame``, ``num_workers`` (DataLoader processes), ``feature_cache`` (a
     file: train on backbone features computed once per view of fixed, unjittered crops; needs
-    a frozen backbone; see :mod:`.feature_cache`).
+    a frozen backbone; see :mod:`.feature_cache`), ``cached_crops_per_view`` (C >= 1, default
+    1: crops cached per view with ``feature_cache``; 1 is the fixed, unjittered crop alone,
+    C > 1 adds C - 1 deterministically jittered crops (the image dataset's crop jitter), of
+    which every sample picks one per view at random; the cache is C times larger and takes
+    C times longer to build).
 ``optim``
     ``iterations``, ``batch_size``, ``lr``, ``weight_decay``, ``warmup_iterations``,
     ``schedule`` (after the linear warm-up: ``constant`` at ``lr``, or ``cosine`` from ``lr``
@@ -86,6 +90,7 @@ class DataSection:
     first_camera_frame: str = 'pytorch3d'
     num_workers: int = 0
     feature_cache: str = ''
+    cached_crops_per_view: int = 1
 
 
 @dataclass(frozen=True)
@@ -175,6 +180,11 @@ def _validate(cfg: TrainConfig) -> None:
     unknown = sorted(set(cfg.model.overrides) - set(MODEL_SECTIONS))
     _require(not unknown, f'model.overrides has unknown section(s) {unknown}; known: '
              f'{MODEL_SECTIONS}')
+    _require(data.cached_crops_per_view >= 1,
+             f'data.cached_crops_per_view must be at least 1, got {data.cached_crops_per_view}')
+    _require(data.cached_crops_per_view == 1 or bool(data.feature_cache),
+             'data.cached_crops_per_view > 1 needs data.feature_cache (it sets the crops of the '
+             'feature cache; without one, crops are jittered on the fly)')
     _require(not (data.feature_cache and cfg.model.train_backbone),
              'data.feature_cache needs a frozen backbone (model.train_backbone: false)')
     _require(cfg.model.preset != '' or cfg.model.init_from != '',

@@ -294,14 +294,16 @@ class Trainer:
         self.log(f'data: {len(entries)} training view sets, {len(val_entries)} held out')
 
     def _cached_features(self, path: Path) -> CachedFeatureDataset:
-        """The feature cache; in a data-parallel run rank 0 builds it while the others wait."""
+        """The feature cache (``data.cached_crops_per_view`` crops per view); in a data-parallel
+        run rank 0 builds it while the others wait."""
+        crops = self.config.data.cached_crops_per_view
         if self.dist.is_main:
             dataset = CachedFeatureDataset(self.train_set, self.model, path, self.device,
-                                           self.log, self.progress)
+                                           self.log, self.progress, crops)
         distributed.barrier(self.dist)
         if not self.dist.is_main:
             dataset = CachedFeatureDataset(self.train_set, self.model, path, self.device,
-                                           self.log, self.progress)
+                                           self.log, self.progress, crops)
         return dataset
 
     def _initialise_weights(self) -> None:
