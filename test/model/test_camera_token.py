@@ -102,6 +102,26 @@ def test_initialised_model_predicts_identity_and_zero():
     assert output.translation.abs().max() < 1e-6 and output.rays.abs().max() < 1e-6
 
 
+def test_each_camera_token_carries_its_own_image_from_the_start():
+    # Initialised blocks are identities (adaLN-Zero), so a camera token reaches the heads as it
+    # entered: it must already depend on its own image (the pooled patches), else every view
+    # but the reference starts alike and training collapsed to one rotation for all views.
+    config = tiny_camera_token_config()
+    model = CameraTokenModel(config)
+    model.transformer.initialize()
+    with torch.no_grad():   # heads that read the token (initialised ones output a constant)
+        model.transformer.rotation_head[-1].weight.normal_(generator=torch.Generator()
+                                                           .manual_seed(1))
+    features, ndc, *_ = random_batch(config)
+    swapped = features.clone()
+    swapped[:, [1, 2]] = features[:, [2, 1]]
+    out, out_swapped = model(features, ndc), model(swapped, ndc)
+    # Views 1 and 2 share the learned token; their image positions differ, so compare the
+    # change of view 1 when only its own image changes.
+    assert (out.rotation_6d[:, 1] - out_swapped.rotation_6d[:, 1]).abs().max() > 1e-3
+    torch.testing.assert_close(out.rotation_6d[:, 0], out_swapped.rotation_6d[:, 0])
+
+
 def test_losses_of_known_errors():
     angle = 0.3
     R_true = torch.eye(3).expand(1, 2, 3, 3)
