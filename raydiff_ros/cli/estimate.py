@@ -128,8 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--refinement', default='none', choices=tuple(REFINEMENTS),
                         help='refinement after the estimator (guided: ray_diffusion only)')
     parser.add_argument('--model', type=Path, metavar='DIR',
-                        help='ray models: model folder (default: $RAYDIFF_MODEL_DIR or the '
-                             'shipped model); pose_diffusion: required')
+                        help="learned estimators: model folder (default: the estimator's "
+                             'shipped model under models/; ray_diffusion: $RAYDIFF_MODEL_DIR '
+                             'first)')
     parser.add_argument('--output', type=Path, required=True, metavar='poses.json')
     parser.add_argument('--plot', type=Path, metavar='cameras.png')
     parser.add_argument('--samples', type=int, default=1, metavar='K',

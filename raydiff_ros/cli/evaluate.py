@@ -149,8 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_option_argument(parser)
     parser.add_argument('--output', type=Path, required=True, metavar='DIR')
     parser.add_argument('--model', type=Path, metavar='DIR',
-                        help='ray_diffusion / ray_regression: model folder (default: the '
-                        'shipped model); pose_diffusion: required')
+                        help="learned estimators: model folder (default: the estimator's "
+                        'shipped model under models/)')
     parser.add_argument('--samples', type=int, default=1, metavar='K',
                         help='ray_diffusion: diffusion samples per view set')
     parser.add_argument('--device', default='auto',

@@ -43,6 +43,7 @@ from raydiff_ros.inference.engine import (
 )
 from raydiff_ros.inference.preprocess import check_view_count, preprocess_view_set
 from raydiff_ros.model.camera_token import CameraTokenModel, load_camera_token_model
+from raydiff_ros.model.default_models import CAMERA_RAY_TOKEN_MODEL_NAME, resolve_model_dir
 
 ESTIMATOR_NAME = 'camera_ray_token'
 
@@ -132,17 +133,15 @@ class CameraTokenEstimator:
 
 def make_camera_ray_token(options: EstimatorOptions) -> CameraTokenEstimator:
     """Registry factory of ``camera_ray_token``: the camera-token model of
-    ``options.model_dir`` (no such model ships, so the folder is required).
+    ``options.model_dir``, else the shipped ``models/camera_ray_token``.
 
     Raises:
-        EstimatorError: no model folder, or options this estimator does not take.
+        EstimatorError: options this estimator does not take.
+        ModelNotFoundError: no model folder and none shipped.
     """
-    if options.model_dir is None:
-        raise EstimatorError(f'{ESTIMATOR_NAME} needs a model folder (model_dir / --model): '
-                             'no camera-token model ships; train one with raydiff-train '
-                             'config/train/camera_token_cpu.yaml')
+    model_dir = resolve_model_dir(options.model_dir, CAMERA_RAY_TOKEN_MODEL_NAME)
     if options.extra:
         raise EstimatorError(f'{ESTIMATOR_NAME} takes no options, got {sorted(options.extra)}')
     config = EngineConfig(device=options.device, dtype=options.dtype, seed=options.seed,
                           warmup=options.warmup)
-    return CameraTokenEstimator(options.model_dir, config)
+    return CameraTokenEstimator(model_dir, config)

@@ -1,8 +1,9 @@
 """Where a model comes from when none is configured: the shipped default model folders.
 
-``models/default`` (ray diffusion) and ``models/default_regression`` (ray regression) of a
-source checkout, or ``share/raydiff_ros/models/<name>`` of a colcon install; ``$RAYDIFF_MODEL_DIR``
-overrides the default diffusion model.
+``models/default`` (ray diffusion), ``models/default_regression`` (ray regression),
+``models/pose_diffusion`` and ``models/camera_ray_token`` of a source checkout, or
+``share/raydiff_ros/models/<name>`` of a colcon install; ``$RAYDIFF_MODEL_DIR`` overrides the
+default diffusion model.
 """
 
 import os
@@ -12,6 +13,8 @@ from typing import Optional
 MODEL_DIR_ENV = 'RAYDIFF_MODEL_DIR'
 DEFAULT_MODEL_NAME = 'default'
 DEFAULT_REGRESSION_MODEL_NAME = 'default_regression'
+POSE_DIFFUSION_MODEL_NAME = 'pose_diffusion'
+CAMERA_RAY_TOKEN_MODEL_NAME = 'camera_ray_token'
 PACKAGE_NAME = 'raydiff_ros'
 
 
@@ -42,5 +45,6 @@ def resolve_model_dir(model_dir: Optional[Path], name: str = DEFAULT_MODEL_NAME)
         if (candidate / 'config.yaml').is_file():
             return candidate
     searched = ', '.join(str(c) for c in _candidates(name))
-    raise ModelNotFoundError(f'no model given and no default model found (searched {searched});'
-                             f' pass a model folder (see raydiff-import-official)')
+    raise ModelNotFoundError(f'no model given and no default {name!r} model found (searched '
+                             f'{searched}); pass a model folder (see raydiff-import-official '
+                             'and raydiff-train)')

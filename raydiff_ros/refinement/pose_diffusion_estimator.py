@@ -38,6 +38,7 @@ from raydiff_ros.inference.pose_diffusion import (
     PoseDiffusionEstimator,
     PoseDiffusionOptions,
 )
+from raydiff_ros.model.default_models import POSE_DIFFUSION_MODEL_NAME, resolve_model_dir
 from raydiff_ros.model.pose_diffusion import Correspondences
 
 LOGGER = logging.getLogger(__name__)
@@ -114,12 +115,9 @@ def pose_diffusion_options(extra: Mapping) -> tuple[PoseDiffusionOptions, str, i
 
 
 def make_pose_diffusion(options: EstimatorOptions) -> PoseDiffusionEstimator:
-    """Registry factory of ``pose_diffusion``: the model of ``options.model_dir`` (required:
-    no pose model ships; train one with ``config/train/pose_diffusion_cpu.yaml``)."""
-    if options.model_dir is None:
-        raise EstimatorError('pose_diffusion needs a model folder (model_dir / --model): no '
-                             'pose-diffusion model ships; train one with raydiff-train '
-                             'config/train/pose_diffusion_cpu.yaml')
+    """Registry factory of ``pose_diffusion``: the model of ``options.model_dir``, else the
+    shipped ``models/pose_diffusion`` (:class:`ModelNotFoundError` when neither is there)."""
+    model_dir = resolve_model_dir(options.model_dir, POSE_DIFFUSION_MODEL_NAME)
     pose_options, method, max_keypoints = pose_diffusion_options(options.extra)
     matcher, reason = None, 'guidance off'
     if pose_options.guidance:
@@ -127,7 +125,7 @@ def make_pose_diffusion(options: EstimatorOptions) -> PoseDiffusionEstimator:
     elif method not in METHODS:
         raise EstimatorError(f'pose_diffusion: matcher must be one of {METHODS}, got '
                              f'{method!r}')
-    return PoseDiffusionEstimator(options.model_dir, pose_options, device=options.device,
+    return PoseDiffusionEstimator(model_dir, pose_options, device=options.device,
                                   dtype=options.dtype, num_samples=options.num_samples,
                                   seed=options.seed, matcher=matcher, matcher_error=reason,
                                   warmup=options.warmup)

