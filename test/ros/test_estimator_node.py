@@ -15,12 +15,13 @@ pytestmark = pytest.mark.ros
 
 rclpy = pytest.importorskip('rclpy', reason='rclpy is not installed (run: make test)')
 
-from node_probe import Probe, start_node, stop_node  # noqa: E402
+from node_probe import start_node, stop_node  # noqa: E402
 from node_scenarios import (  # noqa: E402
     FOCAL_PX,
     IMAGE_HEIGHT,
     IMAGE_WIDTH,
     image_for,
+    send_rig,
     true_world_T_camera,
 )
 from rcl_interfaces.srv import GetParameters  # noqa: E402
@@ -50,36 +51,6 @@ def rotation_error_deg(a: np.ndarray, b: np.ndarray) -> float:
 def relative(id_from: int, id_to: int) -> np.ndarray:
     """from_T_to of two synthetic cameras (metres)."""
     return np.linalg.inv(true_world_T_camera(id_from)) @ true_world_T_camera(id_to)
-
-
-@pytest.fixture
-def ros():
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
-
-
-@pytest.fixture
-def run_node(tmp_path, ros):
-    started = []
-
-    def run(params: dict, num_cameras: int):
-        process = start_node(params, tmp_path)
-        probe = Probe(num_cameras)
-        started.append((process, probe))
-        assert probe.wait_for_node(), stop_node(process)
-        return process, probe
-
-    yield run
-    for process, probe in started:
-        probe.close()
-        stop_node(process)
-
-
-def send_rig(probe: Probe, ids: list[int], stamp_ns: int) -> None:
-    assert probe.ensure_camera_info(stamp_ns), 'camera info never arrived'
-    for camera, pose_id in enumerate(ids):
-        probe.send_image(camera, image_for(pose_id, stamp_ns + camera), stamp_ns)
 
 
 def test_rig_calibration_publishes_metric_tf_static_and_pose_graph(run_node):

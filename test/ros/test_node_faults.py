@@ -19,7 +19,7 @@ rclpy = pytest.importorskip('rclpy', reason='rclpy is not installed (run: make t
 from lifecycle_msgs.msg import Transition  # noqa: E402
 from lifecycle_msgs.srv import ChangeState  # noqa: E402
 from node_probe import NODE, Probe, start_node, stop_node  # noqa: E402
-from node_scenarios import FAULT_POSE_ID, image_for  # noqa: E402
+from node_scenarios import FAULT_POSE_ID, send_rig  # noqa: E402
 from rcl_interfaces.srv import GetParameters  # noqa: E402
 
 SECOND_NS = 1_000_000_000
@@ -30,28 +30,9 @@ FAST = {'num_cameras': 2, 'mode': 'rig', 'keyframe_min_interval_s': 0.0,
 
 
 @pytest.fixture
-def run_node(tmp_path):
-    rclpy.init()
-    started = []
-
-    def run(params: dict):
-        process = start_node({**FAST, **params}, tmp_path)
-        probe = Probe(FAST['num_cameras'])
-        started.append((process, probe))
-        assert probe.wait_for_node(), stop_node(process)
-        return process, probe
-
-    yield run
-    for process, probe in started:
-        probe.close()
-        stop_node(process)
-    rclpy.try_shutdown()
-
-
-def send_rig(probe: Probe, pose_ids: list[int], stamp_ns: int) -> None:
-    assert probe.ensure_camera_info(stamp_ns), 'camera info never arrived'
-    for camera, pose_id in enumerate(pose_ids):
-        probe.send_image(camera, image_for(pose_id, stamp_ns + camera), stamp_ns)
+def run_node(run_node):
+    """The conftest's ``run_node`` with FAST under the test's own parameters."""
+    return lambda params: run_node({**FAST, **params})
 
 
 def answers_parameters(probe: Probe) -> bool:

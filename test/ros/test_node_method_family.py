@@ -15,18 +15,11 @@ pytestmark = pytest.mark.ros
 rclpy = pytest.importorskip('rclpy', reason='rclpy is not installed (run: make test)')
 
 from node_probe import Probe, start_node, stop_node  # noqa: E402
-from node_scenarios import image_for  # noqa: E402
+from node_scenarios import send_rig  # noqa: E402
 from tiny_camera_token import random_camera_token_model, tiny_camera_token_config  # noqa: E402
-import torch  # noqa: E402
+from tiny_pose_diffusion import save_tiny_pose_model  # noqa: E402
 
 from raydiff_ros.model.camera_token import save_camera_token_model  # noqa: E402
-from raydiff_ros.model.config import BackboneConfig  # noqa: E402
-from raydiff_ros.model.pose_diffusion import (  # noqa: E402
-    PoseDenoiserConfig,
-    PoseDiffusionConfig,
-    PoseDiffusionModel,
-    save_pose_model,
-)
 
 SECOND_NS = 1_000_000_000
 BASE_NS = 1_000 * SECOND_NS
@@ -44,50 +37,11 @@ VARIANCE_FLOORS = np.array([1e-4] * 3 + [3e-4] * 3)
 @pytest.fixture(scope='module')
 def model_dirs(tmp_path_factory) -> dict:
     """Tiny random models saved as model folders: ``pose_diffusion`` and ``camera_token``."""
-    pose_config = PoseDiffusionConfig(
-        backbone=BackboneConfig(image_size=28, embed_dim=32, depth=1, num_heads=2,
-                                pos_embed_grid=5),
-        pose_denoiser=PoseDenoiserConfig(depth=2, hidden_size=32, num_heads=2, num_patches=2,
-                                         feature_dim=32))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        pose_model = PoseDiffusionModel(pose_config)
-    folders = {'pose_diffusion': tmp_path_factory.mktemp('pose_model'),
+    folders = {'pose_diffusion': save_tiny_pose_model(tmp_path_factory.mktemp('pose_model')),
                'camera_token': tmp_path_factory.mktemp('camera_token_model')}
-    save_pose_model(pose_model, folders['pose_diffusion'])
     save_camera_token_model(random_camera_token_model(tiny_camera_token_config()),
                             folders['camera_token'])
     return folders
-
-
-@pytest.fixture
-def ros():
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
-
-
-@pytest.fixture
-def run_node(tmp_path, ros):
-    started = []
-
-    def run(params: dict, num_cameras: int):
-        process = start_node(params, tmp_path)
-        probe = Probe(num_cameras)
-        started.append((process, probe))
-        assert probe.wait_for_node(), stop_node(process)
-        return process, probe
-
-    yield run
-    for process, probe in started:
-        probe.close()
-        stop_node(process)
-
-
-def send_rig(probe: Probe, ids: list[int], stamp_ns: int) -> None:
-    assert probe.ensure_camera_info(stamp_ns), 'camera info never arrived'
-    for camera, pose_id in enumerate(ids):
-        probe.send_image(camera, image_for(pose_id, stamp_ns + camera), stamp_ns)
 
 
 def assert_unit_rigid(translation, rotation) -> None:

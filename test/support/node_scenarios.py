@@ -239,3 +239,11 @@ def make_matches_without_weights(options: EstimatorOptions):
     """``matches`` (no prior) without matcher weights: cannot be built."""
     fusion = _without_xfeat_weights()
     return fusion.FusedEstimator(None, fusion.FusedConfig(), device='cpu')
+
+
+def send_rig(probe, pose_ids: list[int], stamp_ns: int) -> None:
+    """One rig view set through ``probe`` (a node_probe.Probe): camera info, then camera i's
+    image of synthetic pose ``pose_ids[i]``, all stamped ``stamp_ns``."""
+    assert probe.ensure_camera_info(stamp_ns), 'camera info never arrived'
+    for camera, pose_id in enumerate(pose_ids):
+        probe.send_image(camera, image_for(pose_id, stamp_ns + camera), stamp_ns)
