@@ -62,7 +62,35 @@ def accuracy_table(results: dict[str, dict], kind: str) -> list[str]:
         mean = '-' if not values else (f'{np.mean(values):.2f}' if kind == 'seconds'
                                         else _percent(float(np.mean(values))))
         lines.append(f'| {name} | ' + ' | '.join(cells) + f' | {mean} |')
+    if kind in ('rotation', 'rotation5'):
+        lines += constant_rotation_row(results, columns, 15.0 if kind == 'rotation' else 5.0)
     return lines
+
+
+def constant_rotation_row(results: dict[str, dict], columns: list[str],
+                          threshold: float) -> list[str]:
+    """The row of a predictor that gives every view the same rotation (computed, not run):
+    its relative rotation error is the true angle between the views, so its accuracy is the
+    share of pairs closer than ``threshold`` degrees. From the view sets of the first result
+    that stored ``pair_true_angles_deg`` (every run draws the same sets for a seed); none: no
+    row."""
+    source = next((r for r in results.values() if has_true_angles(r)), None)
+    if source is None:
+        return []
+    cells, values = [], []
+    for n in columns:
+        per_set = [np.mean(np.asarray(v['pair_true_angles_deg']) < threshold)
+                   for v in source['view_sets'] if v['num_views'] == int(n)]
+        if not per_set:
+            cells.append('-')
+            continue
+        value = float(np.mean(per_set))
+        error = float(np.std(per_set, ddof=1) / np.sqrt(len(per_set))) if len(per_set) > 1 else 0
+        values.append(value)
+        cells.append(f'{_percent(value)} ± {_percent(error)}' if threshold == 15.0
+                     else _percent(value))
+    mean = _percent(float(np.mean(values))) if values else '-'
+    return ['| same rotation for all views (computed) | ' + ' | '.join(cells) + f' | {mean} |']
 
 
 def has_true_angles(result: dict) -> bool:
