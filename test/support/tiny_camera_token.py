@@ -1,7 +1,6 @@
 """Tiny camera-token models for fast tests."""
 
-from tiny_models import INIT_STD, TINY_FEATURE_DIM, TINY_IMAGE_SIZE, TINY_PATCHES
-import torch
+from tiny_models import TINY_FEATURE_DIM, TINY_IMAGE_SIZE, TINY_PATCHES, randomize
 
 from raydiff_ros.model.camera_token import CameraTokenModel, CameraTokenModelConfig
 from raydiff_ros.model.config import BackboneConfig, DenoiserConfig
@@ -20,9 +19,4 @@ def tiny_camera_token_config(depth: int = 1, max_images: int = 8) -> CameraToken
 def random_camera_token_model(config: CameraTokenModelConfig,
                               seed: int = 0) -> CameraTokenModel:
     """Every parameter N(0, INIT_STD^2) from ``seed`` (varied outputs per view), eval mode."""
-    model = CameraTokenModel(config)
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for param in model.parameters():
-            param.copy_(torch.randn(param.shape, generator=generator) * INIT_STD)
-    return model.eval()
+    return randomize(CameraTokenModel(config), seed)

@@ -29,11 +29,15 @@ def tiny_config(denoiser_depth: int = 2, max_images: int = 3,
     )
 
 
-def random_model(config: RayDiffusionConfig, seed: int = 0) -> RayDiffusionModel:
-    """Model whose every parameter is N(0, INIT_STD^2) from ``seed``, in eval mode."""
-    model = RayDiffusionModel(config)
+def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """``model`` with every parameter N(0, INIT_STD^2) from ``seed``, in eval mode."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for param in model.parameters():
             param.copy_(torch.randn(param.shape, generator=generator) * INIT_STD)
     return model.eval()
+
+
+def random_model(config: RayDiffusionConfig, seed: int = 0) -> RayDiffusionModel:
+    """Model whose every parameter is N(0, INIT_STD^2) from ``seed``, in eval mode."""
+    return randomize(RayDiffusionModel(config), seed)

@@ -13,18 +13,14 @@ from raydiff_ros.model.camera_token import CameraTokenModelConfig, load_camera_t
 from raydiff_ros.training.config import TrainConfigError, config_from_dict, load_train_config
 from raydiff_ros.training.trainer import build_model_config
 
-CAMERA_TOKEN_OVERRIDES = {
-    'backbone': {'image_size': 56, 'embed_dim': 32, 'depth': 1, 'num_heads': 2,
-                 'pos_embed_grid': 4},
-    'denoiser': {'depth': 1, 'hidden_size': 32, 'num_heads': 2, 'num_patches': 4,
-                 'feature_dim': 32, 'max_num_images': 8},
-    'camera_token': {'ray_weight': 0.5},
-}
-
 
 def camera_token_dict(tiny_train_dict) -> dict:
+    """The tiny training dictionary of the conftest for the camera_token variant: its backbone
+    and denoiser overrides, a camera_token section in place of the diffusion one."""
     config = tiny_train_dict(variant='camera_token')
-    config['model']['overrides'] = CAMERA_TOKEN_OVERRIDES
+    overrides = config['model']['overrides']
+    del overrides['diffusion']
+    overrides['camera_token'] = {'ray_weight': 0.5}
     return config
 
 
