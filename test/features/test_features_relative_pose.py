@@ -3,35 +3,15 @@ pose; too few or inconsistent matches are not verified."""
 
 import numpy as np
 import pytest
+from two_view_scene import SIZE, K, scene
 
+from raydiff_ros.estimation.contract import EstimatorError
 from raydiff_ros.features.relative_pose import (
     TwoViewConfig,
     fit_relative_pose,
     relative_pose,
 )
-from raydiff_ros.geometry.transforms import axis_angle_rotations, rotation_angle_deg
-
-K = np.array([[500.0, 0, 320], [0, 500.0, 240], [0, 0, 1]])
-SIZE = (640, 480)
-
-
-def project(points, R, t):
-    camera = points @ R.T + t
-    pixels = camera @ K.T
-    return pixels[:, :2] / pixels[:, 2:]
-
-
-def scene(num_points=300, outlier_share=0.25, noise_px=0.3, seed=0):
-    rng = np.random.default_rng(seed)
-    points = rng.uniform([-2, -1.5, 4], [2, 1.5, 8], size=(num_points, 3))
-    R = axis_angle_rotations(np.array([0.2, 1.0, 0.1]), np.radians(25.0))
-    centre = np.array([1.5, 0.1, 0.4])
-    t = -R @ centre
-    first = project(points, np.eye(3), np.zeros(3)) + rng.normal(0, noise_px, (num_points, 2))
-    second = project(points, R, t) + rng.normal(0, noise_px, (num_points, 2))
-    outliers = rng.random(num_points) < outlier_share
-    second[outliers] = rng.uniform([0, 0], SIZE, size=(outliers.sum(), 2))
-    return first, second, R, t / np.linalg.norm(t), outliers
+from raydiff_ros.geometry.transforms import rotation_angle_deg
 
 
 def test_the_true_relative_pose_is_recovered_through_outliers():
@@ -60,3 +40,23 @@ def test_too_few_matches_and_mismatched_arrays():
     assert fit_relative_pose(0, 1, first[:4], second[:4], K, K, SIZE, SIZE) is None
     with pytest.raises(ValueError, match='points'):
         fit_relative_pose(0, 1, first, second[:10], K, K, SIZE, SIZE)
+
+
+def test_ransac_stops_by_what_an_accepted_pair_needs():
+    # ceil(log(1 - 0.999) / log(1 - 0.3 ** 5)) = ceil(2839.2): the default acceptance share.
+    assert TwoViewConfig().iterations() == 2840
+    assert TwoViewConfig(min_inlier_ratio=0.0).iterations() == TwoViewConfig().max_iterations
+    assert TwoViewConfig(max_iterations=500).iterations() == 500
+    assert TwoViewConfig(min_inlier_ratio=0.5, success_probability=0.99).iterations() == 146
+    with pytest.raises(EstimatorError, match='success_probability'):
+        TwoViewConfig(success_probability=1.0)
+
+
+def test_a_pair_at_the_smallest_accepted_inlier_share_is_still_found():
+    """35 % inliers among 400 matches: inside the capped iteration budget."""
+    for seed in range(3):
+        first, second, R, _, outliers = scene(num_points=400, outlier_share=0.65, seed=seed)
+        pose = relative_pose(0, 1, first, second, K, K, SIZE, SIZE)
+        assert pose is not None, seed
+        assert rotation_angle_deg(pose.R, R) < 1.0
+        assert pose.num_inliers >= 0.9 * (~outliers).sum()
