@@ -10,6 +10,11 @@ failed). Printed and written to ``bench/results/matchers.md``: share of pairs wi
 warm seconds per image (extraction) and per pair (matching, geometry).
 
     .venv/bin/python bench/bench_matchers.py [--pairs 40] [--methods xfeat,aliked,disk,sift]
+        [--max-keypoints 1024] [--depth-confidence 0.95] [--cascades 'sift,xfeat;xfeat,aliked']
+
+``--cascades``: pipelines tried in order on the same pairs (the first that verifies a pair
+decides it, as ``fused``'s ``first_matcher`` then ``matcher``); each is scored from the
+per-method rows, so its methods must be among ``--methods``.
 """
 
 import argparse
@@ -17,6 +22,7 @@ from pathlib import Path
 import platform
 import sys
 import time
+from typing import Optional
 
 import numpy as np
 import torch
@@ -30,13 +36,16 @@ SHARED = Path(__file__).resolve().parents[2] / 'shared' / 'data'
 BINS = ((0, 30), (30, 60), (60, 90), (90, 181))
 
 
-def measure(method: str, scene: Path, num_pairs: int, max_keypoints: int) -> list[tuple]:
+def measure(method: str, scene: Path, num_pairs: int, max_keypoints: int,
+            depth_confidence: Optional[float] = LocalFeaturesConfig.depth_confidence
+            ) -> list[tuple]:
     """(true angle, error or inf, verified, extraction s, matching s, geometry s) per pair."""
     dataset = load_dataset(scene)
     rng = np.random.default_rng(0)
     pairs = [tuple(sorted(rng.choice(len(dataset), 2, replace=False)))
              for _ in range(num_pairs)]
-    matcher = FeatureMatcher(LocalFeaturesConfig(method=method, max_keypoints=max_keypoints))
+    matcher = FeatureMatcher(LocalFeaturesConfig(method=method, max_keypoints=max_keypoints,
+                                                 depth_confidence=depth_confidence))
     warm = dataset.load_image(0)
     matcher.match(matcher.extract(warm), matcher.extract(warm))
     cache: dict[int, tuple] = {}
@@ -63,12 +72,31 @@ def measure(method: str, scene: Path, num_pairs: int, max_keypoints: int) -> lis
     return rows
 
 
+def cascade_row(scene: str, order: list[str], by_method: dict) -> str:
+    """A table row of pipelines tried in ``order``: a pair goes to the first that verifies it."""
+    decided = good = None
+    for method in order:
+        rows = by_method[method]
+        verified, right = rows[:, 2] > 0, rows[:, 1] < 15
+        if decided is None:
+            decided, good = np.zeros(len(rows), bool), np.zeros(len(rows), bool)
+        take = verified & ~decided
+        good |= take & right
+        decided |= take
+    return (f'| {scene} | {", ".join(order)} | {good.mean():.3f} | {decided.mean():.2f} | '
+            f'{int((decided & ~good).sum())} |')
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('scenes', nargs='*', type=Path)
     parser.add_argument('--pairs', type=int, default=40)
     parser.add_argument('--methods', default='xfeat,aliked,disk,sift')
     parser.add_argument('--max-keypoints', type=int, default=1024)
+    parser.add_argument('--depth-confidence', type=float,
+                        default=LocalFeaturesConfig.depth_confidence,
+                        help='LightGlue early stop (default: each release setting)')
+    parser.add_argument('--cascades', default='', help="e.g. 'sift,xfeat;xfeat,aliked'")
     args = parser.parse_args()
     scenes = args.scenes or [SHARED / 'temple_ring', SHARED / 'nerf_lego']
     missing = [s for s in scenes if not s.exists()]
@@ -77,13 +105,19 @@ def main() -> int:
         return 2
     lines = [f'machine: {platform.processor() or platform.machine()}, '
              f'{torch.get_num_threads()} torch threads, torch {torch.__version__}; '
-             f'{args.pairs} pairs a scene, {args.max_keypoints} keypoints, 640 px', '',
+             f'{args.pairs} pairs a scene, {args.max_keypoints} keypoints, 640 px, LightGlue '
+             f'early stop {args.depth_confidence or "of each release"}', '',
              '| scene | method | acc@15 | acc@5 | 0-30 | 30-60 | 60-90 | >90 | verified | '
              'verified within 15 | extract s/img | match s/pair | geometry s/pair |',
              '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
+    cascade_lines = ['', '| scene | pipelines in order | acc@15 | verified | verified but wrong |',
+                     '|---|---|---|---|---|']
     for scene in scenes:
+        by_method = {}
         for method in args.methods.split(','):
-            rows = np.array(measure(method, scene, args.pairs, args.max_keypoints))
+            rows = np.array(measure(method, scene, args.pairs, args.max_keypoints,
+                                    args.depth_confidence))
+            by_method[method] = rows
             angle, error, verified = rows[:, 0], rows[:, 1], rows[:, 2] > 0
             by_bin = []
             for low, high in BINS:
@@ -97,6 +131,11 @@ def main() -> int:
                 f' | {verified.mean():.2f} | {good:.2f} | {rows[:, 3].mean():.3f} | '
                 f'{rows[:, 4].mean():.3f} | {rows[:, 5].mean():.3f} |')
             print(lines[-1], flush=True)
+        for cascade in filter(None, args.cascades.split(';')):
+            cascade_lines.append(cascade_row(scene.name, cascade.split(','), by_method))
+            print(cascade_lines[-1], flush=True)
+    if args.cascades:
+        lines += cascade_lines
     output = Path(__file__).parent / 'results' / 'matchers.md'
     output.parent.mkdir(exist_ok=True)
     output.write_text('\n'.join(lines) + '\n')

@@ -82,3 +82,27 @@ def test_bad_images_and_settings_are_refused():
         matcher.extract(np.zeros((40, 40), dtype=np.uint8))
     with pytest.raises(ValueError, match='method'):
         LocalFeaturesConfig(method='superpoint')
+
+
+def test_lightglue_stops_early_on_an_easy_pair_without_losing_it(shifted_pair):
+    first, second = shifted_pair
+    runs = {}
+    for depth_confidence in (0.95, -1):
+        matcher = FeatureMatcher(LocalFeaturesConfig(method='xfeat', max_keypoints=512,
+                                                     depth_confidence=depth_confidence,
+                                                     device='cpu'))
+        a, b = matcher.extract(first), matcher.extract(second)
+        index = matcher.match(a, b)
+        moved = b.keypoints[index[:, 1]] - a.keypoints[index[:, 0]]
+        runs[depth_confidence] = (matcher.layers_run, len(index),
+                                  np.mean(np.linalg.norm(moved - SHIFT, axis=1) < 3.0))
+    layers = matcher._matcher.conf.n_layers
+    assert runs[-1][0] == layers  # off: every layer
+    released = FeatureMatcher(LocalFeaturesConfig(method='xfeat', max_keypoints=512,
+                                                  device='cpu'))
+    released.match(released.extract(first), released.extract(second))
+    assert released.layers_run == layers  # LighterGlue's release runs every layer
+    assert runs[0.95][0] < layers  # on: a pure shift is decided early
+    assert runs[0.95][1] > 0.9 * runs[-1][1] and runs[0.95][2] > 0.9
+    with pytest.raises(ValueError, match='depth_confidence'):
+        LocalFeaturesConfig(depth_confidence=1.0)
