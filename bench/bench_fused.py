@@ -8,6 +8,10 @@ bundle_adjustment, total) are printed and written to ``bench/results/fused.md`` 
 process's peak resident memory (and the peak CUDA memory on a GPU).
 
     .venv/bin/python bench/bench_fused.py [--device cpu|cuda] [--runs 3] [--samples 4]
+        [--variants 'default;first_matcher=none']
+
+``--variants``: estimators to compare side by side in one run, separated by ';', each
+``default`` or comma-separated ``KEY=VALUE`` options of ``fused`` (rows in turn for each N).
 """
 
 import argparse
@@ -19,7 +23,12 @@ import sys
 import numpy as np
 import torch
 
-from raydiff_ros.estimation import EstimatorOptions, ViewSetInput, create_estimator
+from raydiff_ros.estimation import (
+    EstimatorOptions,
+    ViewSetInput,
+    create_estimator,
+    parse_options,
+)
 from raydiff_ros.simulation.box_scene import BoxScene, ring_rig
 
 WIDTH, HEIGHT, FOCAL_PX = 640, 480, 520.0
@@ -44,16 +53,21 @@ def main() -> int:
     parser.add_argument('--warm', type=int, default=1)
     parser.add_argument('--samples', type=int, default=4, help='prior samples')
     parser.add_argument('--views', default='2,4,8')
+    parser.add_argument('--variants', default='default')
     args = parser.parse_args()
-    estimator = create_estimator('fused', EstimatorOptions(device=args.device,
-                                                           num_samples=args.samples))
+    variants = {name.strip(): create_estimator('fused', EstimatorOptions(
+        device=args.device, num_samples=args.samples,
+        extra=parse_options('' if name.strip() == 'default' else name)))
+        for name in args.variants.split(';')}
     header = (f'machine: {platform.processor() or platform.machine()}, device {args.device}, '
               f'{torch.get_num_threads()} torch threads, torch {torch.__version__}; '
               f'{WIDTH}x{HEIGHT}, prior samples {args.samples}, median of {args.runs} warm runs')
-    lines = [header, '', '| N | ' + ' | '.join(STAGES) + ' | pairs matched / retried / '
-             'verified | peak RSS MiB | peak CUDA MiB |',
+    lines = [header, '', '| N | variant | ' + ' | '.join(STAGES)
+             + ' | pairs chosen / verified by the first try / retried / verified | peak RSS MiB '
+             '| peak CUDA MiB |',
              '|---' * (len(STAGES) + 5) + '|']
-    for num in (int(n) for n in args.views.split(',')):
+    for num, (variant, estimator) in ((int(n), item) for n in args.views.split(',')
+                                      for item in variants.items()):
         views = view_set(num)
         for _ in range(args.warm):
             estimator.estimate(views)
@@ -65,8 +79,8 @@ def main() -> int:
         peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         peak_cuda = (torch.cuda.max_memory_allocated() / 2 ** 20
                      if torch.cuda.is_available() else float('nan'))
-        lines.append(f'| {num} | ' + ' | '.join(f'{m:.3f}' for m in medians)
-                     + f' | {report.pairs_attempted - report.pairs_retried} / '
+        lines.append(f'| {num} | {variant} | ' + ' | '.join(f'{m:.3f}' for m in medians)
+                     + f' | {report.pairs_selected} / {report.pairs_first_verified} / '
                      f'{report.pairs_retried} / {report.pairs_verified} | {peak_rss:.0f} | '
                      f'{peak_cuda:.0f} |')
         print(lines[-1], flush=True)

@@ -3,8 +3,11 @@
 For one view set of N images (known intrinsics, else the prior's, else a guess):
 
 1. prior: the ray model draws S samples of the whole set (``options.num_samples``);
-2. features: local features once per image (``matcher``: XFeat, ALIKED, DISK or SIFT);
-3. matching: every pair, or the ``max_pairs`` most similar ones (:func:`select_pairs`);
+2. features: local features once per image (``matcher``: XFeat, ALIKED, DISK or SIFT; and
+   the ``first_matcher``'s, SIFT by default);
+3. matching: every pair, or the ``max_pairs`` most similar ones (:func:`select_pairs`; its
+   time counts as matching); each chosen pair is matched by ``first_matcher`` first, and only
+   the pairs it leaves unverified by ``matcher``;
 4. geometry: poselib's LO-RANSAC essential matrix per pair; pairs with enough inliers are
    verified (rotation, translation direction, confidence); when the verified pairs leave the
    views in separate groups, up to ``max_retry_pairs`` near misses between groups (at least
@@ -93,7 +96,15 @@ class FusedConfig:
     Attributes:
         prior: registry name of the prior, or 'none' (``matches``).
         matcher: feature pipeline (:data:`~raydiff_ros.features.local_features.METHODS`).
+        first_matcher: pipeline tried first on every chosen pair ('none': no first try); the
+            pairs it verifies are not matched again by ``matcher``. SIFT by default: on the
+            real scenes every pair it verified was right (README, "Which matcher"), it
+            verifies wide pairs the learned matchers miss on temple_ring, and its matching
+            costs a tenth of LighterGlue's.
+        first_keypoints: keypoints per image of the first try.
         max_keypoints: keypoints per image.
+        depth_confidence: LightGlue's early stop of the learned matchers (see
+            :class:`~raydiff_ros.features.local_features.LocalFeaturesConfig`).
         max_image_side: longer side the features are extracted at (pixels).
         max_pairs: pairs matched per view set at most (0: all pairs).
         min_pairs_per_view: with ``max_pairs``, each view's most similar partners kept.
@@ -115,7 +126,10 @@ class FusedConfig:
 
     prior: str = 'ray_diffusion'
     matcher: str = 'xfeat'
+    first_matcher: str = 'sift'
+    first_keypoints: int = 1024
     max_keypoints: int = 1024
+    depth_confidence: Optional[float] = LocalFeaturesConfig.depth_confidence
     max_image_side: int = 640
     max_pairs: int = 16
     min_pairs_per_view: int = 2
@@ -146,6 +160,12 @@ class FusedConfig:
                              min_inlier_ratio=self.min_inlier_ratio, seed=seed)
 
     @property
+    def first_tries(self) -> bool:
+        """Whether a first try can verify anything ``matcher`` would not be asked again."""
+        return self.first_matcher != RETRY_NONE and (
+            self.first_matcher != self.matcher or self.first_keypoints != self.max_keypoints)
+
+    @property
     def retries(self) -> bool:
         """Whether second tries can find anything the first did not."""
         return self.retry_matcher != RETRY_NONE and (
@@ -153,18 +173,29 @@ class FusedConfig:
 
     def features(self, device: str) -> LocalFeaturesConfig:
         return LocalFeaturesConfig(method=self.matcher, max_keypoints=self.max_keypoints,
+                                   depth_confidence=self.depth_confidence,
+                                   max_image_side=self.max_image_side, device=device)
+
+    def first_features(self, device: str) -> LocalFeaturesConfig:
+        return LocalFeaturesConfig(method=self.first_matcher, max_keypoints=self.first_keypoints,
                                    max_image_side=self.max_image_side, device=device)
 
     def retry_features(self, device: str) -> LocalFeaturesConfig:
         return LocalFeaturesConfig(method=self.retry_matcher, max_keypoints=self.retry_keypoints,
+                                   depth_confidence=self.depth_confidence,
                                    max_image_side=self.max_image_side, device=device)
 
 
 @dataclass
 class FusionReport:
-    """What the last estimate used: pairs tried / verified / kept, the chosen prior sample."""
+    """What the last estimate used: pairs chosen, matching attempts (a pair the first try
+    left unverified is matched again, a bridging near miss a third time), pairs verified by the
+    first try, retried, verified in all and kept after the cycle checks; the chosen prior
+    sample."""
 
+    pairs_selected: int = 0
     pairs_attempted: int = 0
+    pairs_first_verified: int = 0
     pairs_retried: int = 0
     pairs_verified: int = 0
     pairs_kept: int = 0
@@ -192,8 +223,11 @@ class FusedEstimator:
         self.device = device
         self.matcher_error = ''
         self._retry_matcher: Optional[FeatureMatcher] = None
+        self.first_matcher: Optional[FeatureMatcher] = None
         try:
             self.matcher: Optional[FeatureMatcher] = FeatureMatcher(config.features(device))
+            if config.first_tries:
+                self.first_matcher = FeatureMatcher(config.first_features(device))
         except MatcherUnavailableError as error:
             if prior is None:
                 raise
@@ -218,10 +252,21 @@ class FusedEstimator:
             tick = time.perf_counter()
             features = [self.matcher.extract(image) for image in images]
             timings['features'] = time.perf_counter() - tick
+            tick = time.perf_counter()
             pairs = select_pairs(self.matcher, features, self.config.max_pairs,
                                  self.config.min_pairs_per_view)
+            selection_s = time.perf_counter() - tick
+            report.pairs_selected = len(pairs)
             sizes = [(image.shape[1], image.shape[0]) for image in images]
-            graph = verify_pairs(self.matcher, features, pairs, K, sizes, self.two_view)
+            if self.first_matcher is not None:
+                tick = time.perf_counter()
+                first = [self.first_matcher.extract(image) for image in images]
+                timings['features'] += time.perf_counter() - tick
+                graph = verify_pairs(self.first_matcher, first, pairs, K, sizes, self.two_view,
+                                     near_misses=False)
+                report.pairs_first_verified = len(graph.verified)
+                pairs = [pair for pair in pairs if pair not in graph.verified]
+            graph = verify_pairs(self.matcher, features, pairs, K, sizes, self.two_view, graph)
             retry = bridging_pairs(graph, self.config.retry_min_inliers,
                                    self.config.max_retry_pairs)
             if retry and self.config.retries:
@@ -232,7 +277,7 @@ class FusedEstimator:
                 timings['features'] += time.perf_counter() - tick
                 verify_pairs(matcher, [dense.get(k) for k in range(num)], retry, K, sizes,
                              self.two_view, graph)
-            timings['matching'] = graph.matching_s
+            timings['matching'] = selection_s + graph.matching_s
             timings['geometry'] = graph.geometry_s
         report.pairs_attempted, report.pairs_verified = len(graph.attempted), len(graph.verified)
         tick = time.perf_counter()

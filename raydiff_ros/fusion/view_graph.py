@@ -74,7 +74,8 @@ def select_pairs(matcher: FeatureMatcher, features: Sequence[LocalFeatures], max
 
 def verify_pairs(matcher: FeatureMatcher, features: Sequence[LocalFeatures],
                  pairs: Sequence[Edge], K: np.ndarray, sizes: Sequence[tuple[int, int]],
-                 two_view: TwoViewConfig, graph: Optional[ViewGraph] = None) -> ViewGraph:
+                 two_view: TwoViewConfig, graph: Optional[ViewGraph] = None,
+                 near_misses: bool = True) -> ViewGraph:
     """Match each pair and keep those whose two-view geometry is verified.
 
     Args:
@@ -85,6 +86,9 @@ def verify_pairs(matcher: FeatureMatcher, features: Sequence[LocalFeatures],
         sizes: N (width, height).
         two_view: RANSAC threshold and acceptance.
         graph: a graph to add to (a second try of some pairs), else a new one.
+        near_misses: keep the fits of pairs that fail as near misses; when False (a first
+            try whose failures are matched again anyway), a pair with fewer matches than
+            ``two_view.min_inliers`` is not fitted at all, since it cannot be verified.
     """
     graph = graph or ViewGraph(num_views=len(features))
     graph.attempted.extend(pairs)
@@ -92,15 +96,17 @@ def verify_pairs(matcher: FeatureMatcher, features: Sequence[LocalFeatures],
         start = time.perf_counter()
         index = matcher.match(features[i], features[j])
         middle = time.perf_counter()
+        graph.matching_s += middle - start
+        if not near_misses and len(index) < two_view.min_inliers:
+            continue
         pose = fit_relative_pose(i, j, features[i].keypoints[index[:, 0]],
                                  features[j].keypoints[index[:, 1]], K[i], K[j], sizes[i],
                                  sizes[j], two_view)
-        graph.matching_s += middle - start
         graph.geometry_s += time.perf_counter() - middle
         if pose is not None and pose.accepted(two_view):
             graph.verified[(i, j)] = pose
             graph.near_misses.pop((i, j), None)
-        elif pose is not None:
+        elif pose is not None and near_misses:
             graph.near_misses[(i, j)] = pose
     return graph
 

@@ -9,7 +9,7 @@ from raydiff_ros.estimation.registry import EstimatorOptions, create_estimator
 from raydiff_ros.features.local_features import MatcherUnavailableError
 from raydiff_ros.features.relative_pose import RelativePose
 from raydiff_ros.fusion import estimator as fusion
-from raydiff_ros.fusion.view_graph import ViewGraph
+from raydiff_ros.fusion.view_graph import ViewGraph, verify_pairs
 from raydiff_ros.geometry.transforms import (
     axis_angle_rotations,
     invert_transforms,
@@ -170,3 +170,32 @@ def test_a_wrong_edge_of_a_long_cycle_is_dropped_after_averaging():
     assert sources == ('reference',) + ('verified_matches',) * 3
     truth = invert_transforms(make_transforms(R, -np.einsum('nij,nj->ni', R, centres)))
     assert np.max(rotation_angle_deg(fused[:, :3, :3], truth[:, :3, :3])) < 0.1
+
+
+def test_pairs_the_first_try_verifies_are_not_matched_again(rendered, monkeypatch):
+    images, R, t = rendered
+    calls = []
+
+    def recording(matcher, features, pairs, *args, **kwargs):
+        before = set(args[3].verified) if len(args) > 3 else set()  # (K, sizes, two_view, graph)
+        graph = verify_pairs(matcher, features, pairs, *args, **kwargs)
+        calls.append((matcher.method, list(pairs), set(graph.verified) - before))
+        return graph
+
+    monkeypatch.setattr(fusion, 'verify_pairs', recording)
+    estimator = fusion.FusedEstimator(WrongPrior(R, t), fusion.FusedConfig(), device='cpu')
+    result = estimator.estimate(ViewSetInput(images=images, K=K))
+    (first, first_pairs, by_first), (second, second_pairs, by_second) = calls[:2]
+    assert (first, second) == ('sift', 'xfeat')
+    assert len(by_first) >= 1 and estimator.last_report.pairs_first_verified == len(by_first)
+    assert sorted(second_pairs) == sorted(set(first_pairs) - by_first)
+    assert estimator.last_report.pairs_selected == len(first_pairs)
+    assert result.pose_sources[:4] == ('reference',) + ('verified_matches',) * 3
+    assert np.max(relative_errors(result, R)[:4]) < 1.0
+
+    calls.clear()
+    estimator = fusion.FusedEstimator(WrongPrior(R, t), fusion.FusedConfig(
+        first_matcher='none'), device='cpu')
+    estimator.estimate(ViewSetInput(images=images, K=K))
+    assert [method for method, *_ in calls[:1]] == ['xfeat']
+    assert estimator.last_report.pairs_first_verified == 0
