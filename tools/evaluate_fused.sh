@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # The fused estimator against its inputs alone (issue 13): the ray prior, each matcher pipeline
-# (verified matches chained and averaged, no prior, same second tries as fused) and fused (its
-# defaults: XFeat + LighterGlue, ALIKED + LightGlue second tries), on both real scenes of ../shared/data with known intrinsics, 20 view sets per N, seed 0.
+# (verified matches chained and averaged, no prior) and fused (its defaults: SIFT first,
+# XFeat + LighterGlue on the pairs SIFT leaves, ALIKED + LightGlue second tries), on both real
+# scenes of ../shared/data with known intrinsics, 20 view sets per N, seed 0. The pipelines:
+# matches_sift_xfeat (fused's matching without the prior), matches_xfeat (XFeat alone with the
+# same ALIKED second tries), matches_sift and matches_aliked (one pipeline, no second tries).
 #
 #   tools/evaluate_fused.sh OUT_DIR [NUM_VIEWS]        (NUM_VIEWS default 2..8)
+#
+# With PYCOLMAP=DIR (a folder where pycolmap is installed, e.g. `pip install --no-deps --target
+# DIR pycolmap==4.2.1`; not a dependency of the package) COLMAP's incremental SfM on the same
+# view sets is added as the `colmap` column (tools/colmap_baseline.py).
 #
 # Each run writes OUT_DIR/<scene>/<name>/results.{json,md}; the summary table is printed at the
 # end (tools/fused_table.py). On the 2-core CPU the whole run takes about 90 minutes.
@@ -27,9 +34,14 @@ run() {  # run NAME ESTIMATOR [raydiff-eval options...]; results already there a
 }
 
 mkdir -p "$OUT/temple_ring" "$OUT/nerf_lego"
-run prior ray_diffusion --samples 4
-run matches_xfeat matches --option matcher=xfeat
 run fused fused --samples 4
+run matches_sift_xfeat matches
+run prior ray_diffusion --samples 4
+run matches_xfeat matches --option matcher=xfeat --option first_matcher=none
 run matches_sift matches --option matcher=sift --option retry_matcher=none
-run matches_aliked matches --option matcher=aliked --option retry_matcher=none
+run matches_aliked matches --option matcher=aliked --option first_matcher=none \
+  --option retry_matcher=none
+if [[ -n ${PYCOLMAP:-} ]]; then
+  (export PYTHONPATH="$PYCOLMAP:tools"; run colmap python:colmap_baseline:make_colmap)
+fi
 "$BIN/python" tools/fused_table.py "$OUT"

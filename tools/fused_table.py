@@ -12,7 +12,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-ORDER = ('prior', 'matches_sift', 'matches_xfeat', 'matches_aliked', 'fused')
+ORDER = ('prior', 'matches_sift', 'matches_xfeat', 'matches_aliked', 'matches_sift_xfeat',
+         'colmap', 'fused')
 
 
 def rotation_standard_error(result: dict, n: str, threshold: float = 15.0) -> float:
