@@ -150,9 +150,9 @@ def fit_relative_pose(i: int, j: int, points_i: np.ndarray, points_j: np.ndarray
     except ImportError as error:
         raise EstimatorError(f'two-view geometry needs poselib (requirements.txt): {error}'
                              ) from error
+    iterations = config.iterations()
     ransac = {'max_epipolar_error': config.max_epipolar_error_px, 'seed': config.seed,
-              'max_iterations': config.iterations(),
-              'min_iterations': min(100, config.iterations())}
+              'max_iterations': iterations, 'min_iterations': min(100, iterations)}
     pose, info = poselib.estimate_relative_pose(points_i, points_j, _camera(K_i, size_i),
                                                 _camera(K_j, size_j), ransac, {})
     inliers = np.asarray(info['inliers'], dtype=bool)

@@ -83,7 +83,7 @@ POSE_SOURCE_VERIFIED = 'verified_matches'
 POSE_SOURCE_PRIOR = 'prior'
 POSE_SOURCE_FALLBACK = 'fallback'
 PRIOR_NONE = 'none'
-RETRY_NONE = 'none'
+PIPELINE_NONE = 'none'
 SAMPLE_SCORE_CAP_DEG = 30.0
 """A verified edge disagreeing with a prior sample by more than this counts as this much."""
 VERIFIED_UNCERTAINTY_FLOOR_DEG = 0.1
@@ -159,29 +159,27 @@ class FusedConfig:
                              min_inliers=self.min_inliers,
                              min_inlier_ratio=self.min_inlier_ratio, seed=seed)
 
+    def _differs_from_matcher(self, method: str, keypoints: int) -> bool:
+        """Whether pipeline ``method`` with ``keypoints`` is on and not ``matcher`` itself."""
+        return method != PIPELINE_NONE and (method != self.matcher
+                                            or keypoints != self.max_keypoints)
+
     @property
     def first_tries(self) -> bool:
         """Whether a first try can verify anything ``matcher`` would not be asked again."""
-        return self.first_matcher != RETRY_NONE and (
-            self.first_matcher != self.matcher or self.first_keypoints != self.max_keypoints)
+        return self._differs_from_matcher(self.first_matcher, self.first_keypoints)
 
     @property
     def retries(self) -> bool:
         """Whether second tries can find anything the first did not."""
-        return self.retry_matcher != RETRY_NONE and (
-            self.retry_matcher != self.matcher or self.retry_keypoints != self.max_keypoints)
+        return self._differs_from_matcher(self.retry_matcher, self.retry_keypoints)
 
-    def features(self, device: str) -> LocalFeaturesConfig:
-        return LocalFeaturesConfig(method=self.matcher, max_keypoints=self.max_keypoints,
-                                   depth_confidence=self.depth_confidence,
-                                   max_image_side=self.max_image_side, device=device)
-
-    def first_features(self, device: str) -> LocalFeaturesConfig:
-        return LocalFeaturesConfig(method=self.first_matcher, max_keypoints=self.first_keypoints,
-                                   max_image_side=self.max_image_side, device=device)
-
-    def retry_features(self, device: str) -> LocalFeaturesConfig:
-        return LocalFeaturesConfig(method=self.retry_matcher, max_keypoints=self.retry_keypoints,
+    def features(self, device: str, method: Optional[str] = None,
+                 keypoints: Optional[int] = None) -> LocalFeaturesConfig:
+        """The feature pipeline ``method`` with ``keypoints`` (default: ``matcher`` with
+        ``max_keypoints``); image side and early stop as set here."""
+        return LocalFeaturesConfig(method=method or self.matcher,
+                                   max_keypoints=keypoints or self.max_keypoints,
                                    depth_confidence=self.depth_confidence,
                                    max_image_side=self.max_image_side, device=device)
 
@@ -227,7 +225,8 @@ class FusedEstimator:
         try:
             self.matcher: Optional[FeatureMatcher] = FeatureMatcher(config.features(device))
             if config.first_tries:
-                self.first_matcher = FeatureMatcher(config.first_features(device))
+                self.first_matcher = FeatureMatcher(config.features(
+                    device, config.first_matcher, config.first_keypoints))
         except MatcherUnavailableError as error:
             if prior is None:
                 raise
@@ -298,7 +297,8 @@ class FusedEstimator:
     def _second_matcher(self) -> FeatureMatcher:
         """The matcher of second tries (``retry_keypoints``), built on first use."""
         if self._retry_matcher is None:
-            self._retry_matcher = FeatureMatcher(self.config.retry_features(self.device))
+            self._retry_matcher = FeatureMatcher(self.config.features(
+                self.device, self.config.retry_matcher, self.config.retry_keypoints))
         return self._retry_matcher
 
     @staticmethod
