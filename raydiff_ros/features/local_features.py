@@ -16,16 +16,24 @@ wheel or file raises :class:`MatcherUnavailableError` naming the wheel to instal
 Images are downscaled so that their longer side is at most ``max_image_side`` before
 extraction; keypoints are returned in pixels of the ORIGINAL image. Extraction and matching run
 on ``device`` (``'auto'``: CUDA when available).
+
+On the CPU, LightGlue's cross-attention runs as two fused ``scaled_dot_product_attention``
+calls (:func:`cross_attention_sdpa`) instead of kornia's CPU path, which builds the (M, N)
+similarity matrix and its two softmaxes explicitly: the same attention (kornia's own CUDA path
+computes it so), with the same matches on the benchmark scene and LighterGlue 1.9 times,
+ALIKED's LightGlue 1.4 times faster on this project's CPU (``bench/bench_cross_attention.py``).
 """
 
 from dataclasses import dataclass
 import importlib.metadata
 from pathlib import Path
+import types
 from typing import Any, Optional
 
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from raydiff_ros.estimation.contract import EstimatorError
 from raydiff_ros.features.sift import extract_features, ratio_matches
@@ -166,6 +174,50 @@ def _lightglue_state(state: dict, num_layers: int) -> dict:
     return renamed
 
 
+def cross_attention_sdpa(block: torch.nn.Module, x0: torch.Tensor, x1: torch.Tensor,
+                         mask: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A kornia LightGlue ``CrossBlock``'s forward with fused attention in both directions.
+
+    Each image's shared query-key projection attends to the other's (softmax over the other
+    image's points, scale ``head_dim ** -0.5``), the message goes through ``to_out`` and the
+    block's feed-forward update, as in the block's own forward.
+
+    Args:
+        block: the cross block (its ``to_qk``, ``to_v``, ``to_out``, ``ffn``, ``heads``).
+        x0: (B, M, D) descriptors of image 0.
+        x1: (B, N, D) descriptors of image 1.
+        mask: optional (B, H, M, N) bool, True where a pair of points may attend.
+
+    Returns:
+        The updated (B, M, D) and (B, N, D) descriptors.
+    """
+    def heads(t: torch.Tensor) -> torch.Tensor:  # (B, P, D) -> (B, H, P, D / H)
+        return t.unflatten(-1, (block.heads, -1)).transpose(1, 2).contiguous()
+
+    qk0, qk1 = heads(block.to_qk(x0)), heads(block.to_qk(x1))
+    v0, v1 = heads(block.to_v(x0)), heads(block.to_v(x1))
+    m0 = F.scaled_dot_product_attention(qk0, qk1, v1, attn_mask=mask)
+    m1 = F.scaled_dot_product_attention(
+        qk1, qk0, v0, attn_mask=None if mask is None else mask.transpose(-1, -2))
+    if mask is not None:  # a point that may attend to nothing gets no message
+        m0, m1 = m0.nan_to_num(), m1.nan_to_num()
+    m0, m1 = (block.to_out(m.transpose(1, 2).flatten(start_dim=-2)) for m in (m0, m1))
+    return x0 + block.ffn(torch.cat([x0, m0], -1)), x1 + block.ffn(torch.cat([x1, m1], -1))
+
+
+def _fuse_cross_attention(matcher: torch.nn.Module) -> int:
+    """Run :func:`cross_attention_sdpa` as the forward of each of ``matcher``'s cross blocks
+    that has the layers it needs; returns how many."""
+    needed = ('to_qk', 'to_v', 'to_out', 'ffn', 'heads')
+    done = 0
+    for layer in matcher.transformers:
+        block = layer.cross_attn
+        if all(hasattr(block, name) for name in needed):
+            block.forward = types.MethodType(cross_attention_sdpa, block)
+            done += 1
+    return done
+
+
 def _kornia():
     try:
         import kornia.feature as kornia_feature
@@ -206,6 +258,8 @@ def _build_learned(method: str, config: LocalFeaturesConfig, device: torch.devic
     parameters = dict(matcher.named_parameters())
     if any(name in parameters for name in result.missing_keys):
         raise MatcherUnavailableError(f'{matcher_path} does not fit the {method} LightGlue')
+    if device.type == 'cpu':  # kornia's CUDA path already fuses it
+        _fuse_cross_attention(matcher)
     return extractor.eval().to(device), matcher.eval().to(device)
 
 

@@ -5,6 +5,7 @@ import importlib.metadata
 
 import numpy as np
 import pytest
+import torch
 
 from raydiff_ros.features import local_features
 from raydiff_ros.features.local_features import (
@@ -12,6 +13,7 @@ from raydiff_ros.features.local_features import (
     FeatureMatcher,
     LocalFeaturesConfig,
     MatcherUnavailableError,
+    cross_attention_sdpa,
 )
 from raydiff_ros.simulation.box_scene import BoxScene, look_at
 
@@ -106,3 +108,36 @@ def test_lightglue_stops_early_on_an_easy_pair_without_losing_it(shifted_pair):
     assert runs[0.95][1] > 0.9 * runs[-1][1] and runs[0.95][2] > 0.9
     with pytest.raises(ValueError, match='depth_confidence'):
         LocalFeaturesConfig(depth_confidence=1.0)
+
+
+@pytest.mark.parametrize('dim, heads', [(96, 1), (256, 4)])  # LighterGlue; ALIKED's LightGlue
+def test_fused_cross_attention_equals_kornias_cross_block(dim, heads):
+    from kornia.feature.lightglue import CrossBlock
+
+    torch.manual_seed(0)
+    block = CrossBlock(dim, heads).eval()
+    x0, x1 = torch.randn(1, 70, dim), torch.randn(1, 50, dim)
+    mask = torch.rand(1, 1, 70, 50) > 0.3
+    mask[:, :, 0] = False  # a point that may attend to nothing
+    with torch.inference_mode():
+        for m in (None, mask):
+            expected = block(x0, x1, m)
+            got = cross_attention_sdpa(block, x0, x1, m)
+            for e, g in zip(expected, got, strict=True):
+                assert g.shape == e.shape
+                torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-4)
+
+
+def test_cpu_matcher_runs_the_fused_cross_attention_with_the_same_matches(shifted_pair):
+    first, second = shifted_pair
+    matcher = FeatureMatcher(LocalFeaturesConfig(method='xfeat', max_keypoints=512,
+                                                 device='cpu'))
+    a, b = matcher.extract(first), matcher.extract(second)
+    fused = matcher.match(a, b)
+    blocks = [layer.cross_attn for layer in matcher._matcher.transformers]
+    assert all(block.forward.__func__ is cross_attention_sdpa for block in blocks)
+    for block in blocks:
+        del block.forward  # back to kornia's own forward
+    plain = matcher.match(a, b)
+    assert len(fused) > 30
+    assert {tuple(p) for p in fused} == {tuple(p) for p in plain}
