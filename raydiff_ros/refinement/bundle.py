@@ -139,10 +139,13 @@ def sampson_residuals(R: torch.Tensor, t: torch.Tensor, K_inv: torch.Tensor,
         pair_i, pair_j: (M,) long camera indices of each correspondence.
         x_i, x_j: (M, 3) homogeneous pixel coordinates in cameras pair_i and pair_j.
     """
-    R_ij = R[pair_j] @ R[pair_i].transpose(-1, -2)
-    t_ij = t[pair_j] - (R_ij @ t[pair_i][..., None])[..., 0]
-    direction = t_ij / (torch.linalg.norm(t_ij, dim=-1, keepdim=True) + BASELINE_EPS)
-    F = K_inv[pair_j].transpose(-1, -2) @ skew(direction) @ R_ij @ K_inv[pair_i]
+    # F of every ordered camera pair (a, b) (N * N, few), then one per correspondence: far
+    # cheaper than chaining the products per correspondence.
+    R_ab = R[None] @ R[:, None].transpose(-1, -2)                # (N, N, 3, 3) R_b R_a^T
+    t_ab = t[None] - (R_ab @ t[:, None, :, None])[..., 0]       # (N, N, 3)
+    direction = t_ab / (torch.linalg.norm(t_ab, dim=-1, keepdim=True) + BASELINE_EPS)
+    F_ab = K_inv[None].transpose(-1, -2) @ skew(direction) @ R_ab @ K_inv[:, None]
+    F = F_ab[pair_i, pair_j]
     F_x_i = (F @ x_i[..., None])[..., 0]
     Ft_x_j = (F.transpose(-1, -2) @ x_j[..., None])[..., 0]
     numerator = (x_j * F_x_i).sum(-1)
