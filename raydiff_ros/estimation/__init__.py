@@ -32,6 +32,7 @@ from raydiff_ros.estimation.registry import (
     parse_option,
     parse_options,
     register_estimator,
+    typed_options,
     with_refinement,
 )
 
@@ -58,5 +59,6 @@ __all__ = [
     'parse_options',
     'register_estimator',
     'sample_spread',
+    'typed_options',
     'with_refinement',
 ]

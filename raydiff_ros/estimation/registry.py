@@ -15,9 +15,10 @@ A factory is called as ``factory(options)`` and returns a :class:`PoseEstimator`
 import path.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 import importlib
 from pathlib import Path
+import typing
 from typing import Any, Callable, Mapping, Optional, Union
 
 import yaml
@@ -106,6 +107,55 @@ def parse_options(text: str) -> dict[str, Any]:
             raise EstimatorError(f'option {key!r} given twice in {text!r}')
         options[key] = value
     return options
+
+
+_TYPE_NAMES = {bool: 'true or false', int: 'an integer', float: 'a number', str: 'a string'}
+
+
+def _typed_value(value: Any, annotation: Any, what: str) -> Any:
+    """``value`` checked against a field's annotation (bool, int, float, str, Optional[...]);
+    an integer is a number; other annotations are not checked."""
+    arguments = typing.get_args(annotation)
+    if typing.get_origin(annotation) is Union and type(None) in arguments:
+        if value is None:
+            return None
+        annotation = next(a for a in arguments if a is not type(None))
+    if annotation not in _TYPE_NAMES:
+        return value
+    if annotation is bool:
+        fits = isinstance(value, bool)
+    elif annotation is float:
+        fits = isinstance(value, (int, float)) and not isinstance(value, bool)
+    else:
+        fits = isinstance(value, annotation) and not isinstance(value, bool)
+    if not fits:
+        raise EstimatorError(f'{what} must be {_TYPE_NAMES[annotation]}, got {value!r}')
+    return float(value) if annotation is float else value
+
+
+def typed_options(config_class: type, extra: Mapping[str, Any], owner: str) -> dict[str, Any]:
+    """Options of an estimator (``EstimatorOptions.extra``) checked against the fields of its
+    dataclass ``config_class``, so that a wrong name or type is refused with a message (e.g.
+    ``max_pairs=twelve``) instead of failing somewhere inside the estimator.
+
+    Args:
+        config_class: the dataclass whose fields the options set.
+        extra: option values by name (:func:`parse_options`).
+        owner: the estimator's name, for messages.
+
+    Returns:
+        The values by name (integers given for numbers as floats).
+
+    Raises:
+        EstimatorError: a name that is not a field, or a value not of its field's type.
+    """
+    hints = typing.get_type_hints(config_class)
+    known = sorted(f.name for f in fields(config_class))
+    unknown = sorted(set(extra) - set(known))
+    if unknown:
+        raise EstimatorError(f'{owner}: unknown option(s) {unknown}; known: {known}')
+    return {name: _typed_value(value, hints[name], f'{owner}: option {name}')
+            for name, value in extra.items()}
 
 
 EstimatorFactory = Callable[[EstimatorOptions], PoseEstimator]

@@ -31,7 +31,7 @@ the prior's and says so. ``timings_s``: prior, features, matching, geometry, fus
 bundle_adjustment, total.
 """
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 import logging
 import time
 from typing import Optional
@@ -45,7 +45,7 @@ from raydiff_ros.estimation.contract import (
     PoseEstimator,
     ViewSetInput,
 )
-from raydiff_ros.estimation.registry import EstimatorOptions, create_estimator
+from raydiff_ros.estimation.registry import EstimatorOptions, create_estimator, typed_options
 from raydiff_ros.features.local_features import (
     FeatureMatcher,
     LocalFeaturesConfig,
@@ -474,17 +474,14 @@ class FusedEstimator:
             timings_s=timings, pose_sources=sources)
 
 
-def _config(options: EstimatorOptions, **overrides) -> FusedConfig:
-    known = {f.name for f in fields(FusedConfig)}
-    unknown = sorted(set(options.extra) - known)
-    if unknown:
-        raise EstimatorError(f'unknown options {unknown}; known: {sorted(known)}')
-    return replace(FusedConfig(**dict(options.extra)), **overrides)
+def _config(options: EstimatorOptions, name: str, **overrides) -> FusedConfig:
+    return replace(FusedConfig(**typed_options(FusedConfig, options.extra, name)),
+                   **overrides)
 
 
 def make_fused(options: EstimatorOptions) -> FusedEstimator:
     """Registry factory of ``fused`` (extra: :class:`FusedConfig` fields)."""
-    config = _config(options)
+    config = _config(options, 'fused')
     prior = None
     if config.prior != PRIOR_NONE:
         prior = create_estimator(config.prior, replace(options, refinement='none', extra={}))
@@ -494,7 +491,7 @@ def make_fused(options: EstimatorOptions) -> FusedEstimator:
 def make_matches(options: EstimatorOptions) -> FusedEstimator:
     """Registry factory of ``matches``: verified matches alone, no prior (extra:
     :class:`FusedConfig` fields, e.g. ``matcher``)."""
-    config = _config(options, prior=PRIOR_NONE)
+    config = _config(options, 'matches', prior=PRIOR_NONE)
     return FusedEstimator(None, config, device=options.device, seed=options.seed,
                           name='matches')
 

@@ -1,5 +1,8 @@
 """The estimator contract (ViewSetInput, EstimationResult) and the registry's own behaviour."""
 
+from dataclasses import dataclass
+from typing import Optional
+
 import numpy as np
 import pytest
 
@@ -20,6 +23,7 @@ from raydiff_ros.estimation import (
     parse_option,
     parse_options,
     sample_spread,
+    typed_options,
     with_refinement,
 )
 from raydiff_ros.geometry.transforms import (
@@ -227,3 +231,30 @@ def test_options_are_read_as_yaml_values_and_bad_ones_are_named():
                         ('a=[1', 'cannot read the value'), ('a=1, a=2', 'given twice')):
         with pytest.raises(EstimatorError, match=words):
             parse_options(text)
+
+
+@dataclass(frozen=True)
+class _Settings:
+    name: str = 'a'
+    count: int = 1
+    weight: float = 0.5
+    switch: bool = True
+    limit: Optional[float] = None
+
+
+def test_typed_options_refuse_wrong_names_and_types_by_name():
+    assert typed_options(_Settings, {'count': 3, 'weight': 2, 'limit': None, 'switch': False},
+                         'demo') == {'count': 3, 'weight': 2.0, 'limit': None, 'switch': False}
+    assert isinstance(typed_options(_Settings, {'weight': 2}, 'demo')['weight'], float)
+    assert typed_options(_Settings, {'limit': 1}, 'demo') == {'limit': 1.0}
+    # One --option given 'count=768,weight=2' reads as count='768,weight=2'.
+    for extra, words in (({'count': '768,weight=2'}, 'demo: option count must be an integer'),
+                         ({'count': True}, 'option count must be an integer'),
+                         ({'count': 2.5}, 'option count must be an integer'),
+                         ({'weight': 'heavy'}, 'option weight must be a number'),
+                         ({'switch': 1}, 'option switch must be true or false'),
+                         ({'name': 3}, 'option name must be a string'),
+                         ({'limit': 'off'}, 'option limit must be a number'),
+                         ({'other': 1}, r"demo: unknown option\(s\) \['other'\]")):
+        with pytest.raises(EstimatorError, match=words):
+            typed_options(_Settings, extra, 'demo')

@@ -199,3 +199,15 @@ def test_pairs_the_first_try_verifies_are_not_matched_again(rendered, monkeypatc
     estimator.estimate(ViewSetInput(images=images, K=K))
     assert [method for method, *_ in calls[:1]] == ['xfeat']
     assert estimator.last_report.pairs_first_verified == 0
+
+
+@pytest.mark.parametrize('name', ['fused', 'matches'])
+def test_options_of_the_wrong_name_or_type_are_refused_by_name(name):
+    from raydiff_ros.estimation.contract import EstimatorError
+
+    for extra, words in (
+            ({'max_pairs': '12,prior_weight=0.1'}, 'option max_pairs must be an integer'),
+            ({'bundle_adjustment': 'yes'}, 'option bundle_adjustment must be true or false'),
+            ({'max_pair': 12}, r"unknown option\(s\) \['max_pair'\]")):
+        with pytest.raises(EstimatorError, match=f'{name}: {words}'):
+            create_estimator(name, EstimatorOptions(device='cpu', extra=extra))
