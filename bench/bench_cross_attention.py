@@ -12,11 +12,11 @@ kornia's, per method, and counts the pairs whose matches are identical. Printed 
 """
 
 import argparse
-from pathlib import Path
 import platform
 import sys
 import time
 
+from _results import write_table
 from bench_fused import view_set
 import numpy as np
 import torch
@@ -61,11 +61,7 @@ def main() -> int:
         lines.append(f'| {method} | {plain_s:.3f} | {fused_s:.3f} | {plain_s / fused_s:.2f} | '
                      f'{same} / {len(pairs)} |')
         print(lines[-1], flush=True)
-    output = Path(__file__).parent / 'results' / 'cross_attention.md'
-    output.parent.mkdir(exist_ok=True)
-    output.write_text('\n'.join(lines) + '\n')
-    print(header)
-    print(f'written: {output}')
+    write_table('cross_attention.md', lines, header)
     return 0
 
 

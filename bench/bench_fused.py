@@ -15,11 +15,11 @@ process's peak resident memory (and the peak CUDA memory on a GPU).
 """
 
 import argparse
-from pathlib import Path
 import platform
 import resource
 import sys
 
+from _results import write_table
 import numpy as np
 import torch
 
@@ -84,11 +84,7 @@ def main() -> int:
                      f'{report.pairs_retried} / {report.pairs_verified} | {peak_rss:.0f} | '
                      f'{peak_cuda:.0f} |')
         print(lines[-1], flush=True)
-    output = Path(__file__).parent / 'results' / 'fused.md'
-    output.parent.mkdir(exist_ok=True)
-    output.write_text('\n'.join(lines) + '\n')
-    print(header)
-    print(f'written: {output}')
+    write_table('fused.md', lines, header)
     return 0
 
 

@@ -24,6 +24,7 @@ import sys
 import time
 from typing import Optional
 
+from _results import write_table
 import numpy as np
 import torch
 
@@ -136,11 +137,7 @@ def main() -> int:
             print(cascade_lines[-1], flush=True)
     if args.cascades:
         lines += cascade_lines
-    output = Path(__file__).parent / 'results' / 'matchers.md'
-    output.parent.mkdir(exist_ok=True)
-    output.write_text('\n'.join(lines) + '\n')
-    print('\n'.join(lines[:1]))
-    print(f'written: {output}')
+    write_table('matchers.md', lines, lines[0])
     return 0
 
 
