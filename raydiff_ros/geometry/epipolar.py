@@ -61,8 +61,11 @@ def sampson_residuals(R: torch.Tensor, t: torch.Tensor, K: torch.Tensor, pair_i:
     if pair_i.shape != (points_i.shape[0],) or pair_j.shape != pair_i.shape:
         raise ValueError('pair_i and pair_j must be (M,) with M the number of points')
     K = K.to(R).expand(R.shape)
-    F = fundamental_matrices(R[..., pair_i, :, :], t[..., pair_i, :], K[..., pair_i, :, :],
-                             R[..., pair_j, :, :], t[..., pair_j, :], K[..., pair_j, :, :])
+    # F of every ordered camera pair (a, b), (..., N, N, 3, 3), then one per correspondence:
+    # N * N products and 2 N inverses instead of M of each.
+    F_ab = fundamental_matrices(R[..., :, None, :, :], t[..., :, None, :], K[..., :, None, :, :],
+                                R[..., None, :, :, :], t[..., None, :, :], K[..., None, :, :, :])
+    F = F_ab[..., pair_i, pair_j, :, :]
     ones = torch.ones_like(points_i[:, :1])
     x_i = torch.cat([points_i, ones], dim=-1).to(R)
     x_j = torch.cat([points_j, ones], dim=-1).to(R)
