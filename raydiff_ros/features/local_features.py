@@ -205,17 +205,14 @@ def cross_attention_sdpa(block: torch.nn.Module, x0: torch.Tensor, x1: torch.Ten
     return x0 + block.ffn(torch.cat([x0, m0], -1)), x1 + block.ffn(torch.cat([x1, m1], -1))
 
 
-def _fuse_cross_attention(matcher: torch.nn.Module) -> int:
+def _fuse_cross_attention(matcher: torch.nn.Module) -> None:
     """Run :func:`cross_attention_sdpa` as the forward of each of ``matcher``'s cross blocks
-    that has the layers it needs; returns how many."""
+    that has the layers it needs."""
     needed = ('to_qk', 'to_v', 'to_out', 'ffn', 'heads')
-    done = 0
     for layer in matcher.transformers:
         block = layer.cross_attn
         if all(hasattr(block, name) for name in needed):
             block.forward = types.MethodType(cross_attention_sdpa, block)
-            done += 1
-    return done
 
 
 def _kornia():
