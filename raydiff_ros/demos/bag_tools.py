@@ -11,6 +11,7 @@ import time
 from typing import Iterable, Optional
 
 from rclpy.node import Node
+from rclpy.publisher import Publisher
 from rclpy.serialization import serialize_message
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.rosbag2.metadata import (
@@ -28,6 +29,7 @@ from raydiff_ros.ros.qos import TF_STATIC_QOS
 TYPESTORE = Stores.ROS2_KILTED
 LATCHED_TOPICS = ('/tf_static', '/ground_truth/tf_static')
 BAG_VERSION = 9
+SUBSCRIPTION_POLL_S = 0.05
 
 
 def latched_qos() -> list[Qos]:
@@ -67,19 +69,34 @@ def message_class(type_name: str) -> type:
 
 
 def replay(path: Path, node: Node, remap: Optional[dict[str, str]] = None,
-           rate: float = 1.0, qos_depth: int = 10) -> int:
-    """Publish every message of the bag in time order (``rate`` x real time); returns count."""
+           rate: float = 1.0, qos_depth: int = 10, wait_for: Iterable[str] = (),
+           wait_timeout_s: float = 10.0) -> int:
+    """Publish every message of the bag in time order (``rate`` x real time); returns count.
+
+    A publisher is made for every topic of the bag first; then, before the first message,
+    replay waits until each topic of ``wait_for`` (names after ``remap``) has a matched
+    subscription: a message published before discovery has matched it is lost (the first
+    CameraInfo of a camera, say).
+
+    Raises:
+        TimeoutError: a ``wait_for`` topic had no subscription within ``wait_timeout_s``.
+        ValueError: a ``wait_for`` topic is not in the bag.
+    """
     remap = remap or {}
     publishers = {}
     count = 0
     with Reader(Path(path)) as reader:
-        start_bag, start_wall = None, time.monotonic()
-        for connection, stamp_ns, raw in reader.messages():
+        for connection in reader.connections:
             topic = remap.get(connection.topic, connection.topic)
             if topic not in publishers:
                 qos = TF_STATIC_QOS if connection.topic in LATCHED_TOPICS else qos_depth
                 publishers[topic] = node.create_publisher(message_class(connection.msgtype),
                                                           topic, qos)
+        wait_for_subscriptions({topic: publishers.get(topic) for topic in wait_for},
+                               wait_timeout_s)
+        start_bag, start_wall = None, time.monotonic()
+        for connection, stamp_ns, raw in reader.messages():
+            topic = remap.get(connection.topic, connection.topic)
             start_bag = stamp_ns if start_bag is None else start_bag
             delay = (stamp_ns - start_bag) / 1e9 / rate - (time.monotonic() - start_wall)
             if delay > 0:
@@ -87,3 +104,25 @@ def replay(path: Path, node: Node, remap: Optional[dict[str, str]] = None,
             publishers[topic].publish(bytes(raw))
             count += 1
     return count
+
+
+def wait_for_subscriptions(publishers: dict[str, Optional[Publisher]],
+                           timeout_s: float) -> None:
+    """Wait until every publisher (by topic) has a matched subscription.
+
+    Raises:
+        ValueError: a topic has no publisher (None).
+        TimeoutError: some had none within ``timeout_s``.
+    """
+    missing = sorted(topic for topic, publisher in publishers.items() if publisher is None)
+    if missing:
+        raise ValueError(f'topics {missing} are not in the bag')
+    deadline = time.monotonic() + timeout_s
+    while True:
+        waiting = sorted(topic for topic, publisher in publishers.items()
+                         if publisher.get_subscription_count() == 0)
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f'no subscription on {waiting} within {timeout_s:g} s')
+        time.sleep(SUBSCRIPTION_POLL_S)

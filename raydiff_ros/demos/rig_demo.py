@@ -247,7 +247,15 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             rclpy.spin_once(node, timeout_sec=0.1)
         node.destroy_publisher(probe)
-        count = replay(bag, node)
+        camera_topics = [f'/demo/cam{k}/{name}' for k in range(NUM_CAMERAS)
+                         for name in ('image_raw', 'camera_info')]
+        try:
+            count = replay(bag, node, wait_for=camera_topics)
+        except TimeoutError as error:
+            print((args.output / 'node.log').read_text(), file=sys.stderr)
+            print(f'demo: the estimator node did not subscribe to the cameras: {error}',
+                  file=sys.stderr)
+            return 1
         print(f'demo: replayed {count} messages from {bag} into the {estimator} node',
               flush=True)
         deadline = time.monotonic() + args.timeout

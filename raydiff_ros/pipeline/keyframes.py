@@ -49,7 +49,11 @@ import numpy as np
 
 from raydiff_ros.geometry.transforms import check_transforms
 from raydiff_ros.parameter_fields import check_fields, parameter
-from raydiff_ros.pipeline.camera_info import PinholeIntrinsics, intrinsics_for_image
+from raydiff_ros.pipeline.camera_info import (
+    CameraInfoError,
+    PinholeIntrinsics,
+    intrinsics_for_image,
+)
 from raydiff_ros.pipeline.image_decoding import PixelView
 
 NS_PER_S = 1_000_000_000
@@ -360,9 +364,7 @@ class KeyframeBuffer:
         )
         K = None
         if intrinsics is not None:
-            K = intrinsics_for_image(intrinsics, width, height).scaled_to(
-                stored.shape[1], stored.shape[0]
-            ).K
+            K = self._stored_K(intrinsics, (width, height), stored.shape)
         return Keyframe(
             keyframe_id=next(self._ids),
             camera_index=camera_index,
@@ -375,6 +377,15 @@ class KeyframeBuffer:
             source_size=(width, height),
             map_T_camera=map_T_camera,
         )
+
+    @staticmethod
+    def _stored_K(intrinsics: PinholeIntrinsics, source_size: tuple[int, int],
+                  stored_shape: tuple[int, ...]) -> np.ndarray:
+        """(3, 3) intrinsics of a stored image of ``stored_shape`` (h, w, 3) whose incoming
+        image was ``source_size`` (width, height); CameraInfoError on an aspect mismatch."""
+        return intrinsics_for_image(intrinsics, *source_size).scaled_to(
+            stored_shape[1], stored_shape[0]
+        ).K
 
     def set_map_pose(self, camera_index: int, stamp_ns: int, map_T_camera: np.ndarray) -> bool:
         """Attach a known (4, 4) ``map_T_camera`` to the stored keyframe with this stamp.
@@ -392,6 +403,31 @@ class KeyframeBuffer:
                     state.keyframes[position] = replace(keyframe, map_T_camera=map_T_camera)
                     return True
         return False
+
+    def attach_intrinsics(self, camera_index: int, intrinsics: PinholeIntrinsics) -> int:
+        """Give the camera's stored keyframes that have no intrinsics these (rescaled to each).
+
+        For images that arrived before the camera's first CameraInfo (topics are not ordered
+        with one another): without this, a static rig would keep estimating those keyframes
+        with guessed intrinsics. Keyframes whose size does not fit ``intrinsics`` (aspect
+        ratio) keep None; keyframes that have intrinsics keep theirs.
+
+        Returns:
+            How many keyframes got intrinsics.
+        """
+        state = self._state(camera_index)
+        attached = 0
+        with self._lock:
+            for position, keyframe in enumerate(state.keyframes):
+                if keyframe.K is not None:
+                    continue
+                try:
+                    K = self._stored_K(intrinsics, keyframe.source_size, keyframe.image.shape)
+                except CameraInfoError:
+                    continue
+                state.keyframes[position] = replace(keyframe, K=K)
+                attached += 1
+        return attached
 
     def keyframes(self, camera_index: int) -> tuple[Keyframe, ...]:
         """The camera's stored keyframes, oldest first (a snapshot)."""

@@ -223,13 +223,24 @@ class EstimatorNode(LifecycleNode):
                 view_set = self._builder.next_relocalization_set()
                 if view_set is not None:
                     self._inputs.relocalization_requested = False
-                    self._scheduler.submit(view_set)
+                    self._submit(view_set)
             if self.param('mode') == 'rig':
                 view_set = self._builder.next_rig_set()
             else:
                 view_set = self._builder.next_temporal_set()
         if view_set is not None:
-            self._scheduler.submit(view_set)
+            self._submit(view_set)
+
+    def _submit(self, view_set) -> None:
+        """Queue a set for the worker; say when some of its cameras have no intrinsics."""
+        unknown = [c for c, K in zip(view_set.camera_indices, view_set.K, strict=True)
+                   if K is None]
+        if unknown:
+            self.get_logger().warning(
+                f'cameras {unknown} have no valid CameraInfo yet: the estimator guesses their '
+                'intrinsics for this set (far less accurate; check the camera_info topics)',
+                throttle_duration_sec=LOG_THROTTLE_S)
+        self._scheduler.submit(view_set)
 
     def _run_inference(self, view_set):
         result = self._estimator.estimate(view_set.estimation_input())

@@ -156,6 +156,24 @@ def test_intrinsics_are_rescaled_to_the_stored_image(textured):
         buffer.offer(0, S, textured(8, height=360, width=640), intrinsics=info)
 
 
+def test_late_intrinsics_attach_only_to_keyframes_stored_without_them(textured):
+    buffer = KeyframeBuffer(1, KeyframeConfig(stored_image_max_side=256,
+                                              keyframe_min_interval_s=0.0))
+    info = PinholeIntrinsics(fx=1000, fy=1000, cx=640, cy=480, width=1280, height=960)
+    other = PinholeIntrinsics(fx=500, fy=500, cx=320, cy=240, width=640, height=480)
+    buffer.offer(0, 1 * S, textured(7, height=480, width=640))  # before any CameraInfo
+    buffer.offer(0, 2 * S, textured(8, height=360, width=640))  # 16:9, fits neither
+    buffer.offer(0, 3 * S, textured(9, height=480, width=640), intrinsics=other)
+    assert buffer.attach_intrinsics(0, info) == 1
+    first, cropped, known = buffer.keyframes(0)
+    reference = KeyframeBuffer(1, KeyframeConfig(stored_image_max_side=256))
+    reference.offer(0, 0, textured(7, height=480, width=640), intrinsics=info)
+    np.testing.assert_allclose(first.K, reference.latest(0).K, rtol=1e-12)
+    assert cropped.K is None
+    np.testing.assert_allclose(known.K[0, 0], 500 * 256 / 640, rtol=1e-12)  # its own, kept
+    assert buffer.attach_intrinsics(0, info) == 0
+
+
 def test_map_poses_attach_to_stored_keyframes(textured, poses, rng):
     buffer = KeyframeBuffer(1, KeyframeConfig(keyframe_min_interval_s=0.0))
     pose = poses.random_pose(rng)

@@ -90,6 +90,15 @@ def test_compressed_images_are_decoded_and_buffered_with_intrinsics_and_map_pose
     np.testing.assert_allclose(keyframe.K, intrinsics(), rtol=1e-6)  # 160 x 120: not resized
 
 
+def test_a_first_camera_info_after_the_image_gives_the_keyframe_its_intrinsics(node):
+    inputs = node._inputs
+    inputs._on_image(0, compressed(3, STAMP_NS))  # the info topic is not ordered with it
+    assert inputs.buffer.latest(0).K is None
+    inputs._on_camera_info(0, camera_info(intrinsics()))
+    np.testing.assert_allclose(inputs.buffer.latest(0).K, intrinsics(), rtol=1e-6)
+    assert inputs.buffer.counters(0).kept == 1 and inputs.errors == {}
+
+
 def test_raw_bgr8_images_with_padded_rows_are_buffered_as_rgb_copies(node):
     inputs = node._inputs
     rgb = image_for(3, STAMP_NS)
