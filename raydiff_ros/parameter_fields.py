@@ -10,7 +10,9 @@ read-only flag) in its metadata. From there:
 * :func:`check_fields` validates an instance field by field (type, range, choices, NaN) and
   raises the caller's exception type naming the field; a class calls it first thing in
   ``__post_init__`` and keeps only its cross-field checks;
-* :func:`check_value` is the same check for one value (the node's set-parameters callback).
+* :func:`check_value` is the same check for one value (the node's set-parameters callback);
+* :func:`scalar_value` is its type check alone, the one every typed config of the package
+  uses (YAML model and training configs, estimator options, pipeline parameters).
 
 Ranges are inclusive unless ``exclusive_minimum`` / ``exclusive_maximum`` (ROS descriptors only
 have inclusive ranges; the node refuses the excluded bound in its callback). A value's type is
@@ -136,24 +138,45 @@ def _parameter_field(f: Field) -> ParameterField:
     return ParameterField(f.name, f.default, info)
 
 
+#: How messages name the value each scalar type takes.
+SCALAR_NAMES = {bool: 'true or false', int: 'an integer', float: 'a number', str: 'a string'}
+
+
+def scalar_value(value: Any, expected: type, what: str,
+                 error: type[Exception] = ValueError) -> Any:
+    """``value`` checked to be of the scalar type ``expected`` (bool, int, float or str).
+
+    A bool is neither an integer nor a number; an integer is a number (returned as a float);
+    numpy scalars count as the Python type they stand for.
+
+    Raises:
+        error: ``'<what> must be an integer, got float 2.5'`` and the like.
+    """
+    if expected is float:
+        fits = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    elif expected is int:
+        fits = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    else:
+        fits = isinstance(value, expected)
+    if not fits:
+        raise error(f'{what} must be {SCALAR_NAMES[expected]}, got {type(value).__name__} '
+                    f'{value!r}')
+    return expected(value) if expected in (int, float) else value
+
+
 def check_value(name: str, value: Any, default: Any, info: ParameterInfo) -> Optional[str]:
     """Why ``value`` is not acceptable for the parameter ``name`` (None when it is).
 
     Its type must be the default's (an int is accepted for a float); a float must not be NaN;
     a number must lie in the range, a string among the choices.
     """
-    expected = type(default)
-    if expected is float:
-        type_ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    elif expected is int:
-        type_ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    else:
-        type_ok = isinstance(value, expected)
-    if not type_ok:
-        return f'{name} must be {expected.__name__}, got {type(value).__name__} {value!r}'
+    try:
+        scalar_value(value, type(default), name)
+    except ValueError as error:
+        return str(error)
     if info.choices is not None and value not in info.choices:
         return f'{name} must be one of {list(info.choices)}, got {value!r}'
-    if expected is float and math.isnan(value):
+    if type(default) is float and math.isnan(value):
         return f'{name} must not be NaN'
     if info.has_range and not _in_range(value, info):
         return f'{name} must {_range_rule(info)}, got {value!r}'

@@ -24,6 +24,7 @@ from typing import Any, Callable, Mapping, Optional, Union
 import yaml
 
 from raydiff_ros.estimation.contract import EstimatorError, PoseEstimator
+from raydiff_ros.parameter_fields import SCALAR_TYPES, scalar_value
 
 PLUGIN_PREFIX = 'python:'
 DEFAULT_ESTIMATOR = 'fused'
@@ -109,28 +110,17 @@ def parse_options(text: str) -> dict[str, Any]:
     return options
 
 
-_TYPE_NAMES = {bool: 'true or false', int: 'an integer', float: 'a number', str: 'a string'}
-
-
 def _typed_value(value: Any, annotation: Any, what: str) -> Any:
     """``value`` checked against a field's annotation (bool, int, float, str, Optional[...]);
-    an integer is a number; other annotations are not checked."""
+    other annotations are not checked."""
     arguments = typing.get_args(annotation)
     if typing.get_origin(annotation) is Union and type(None) in arguments:
         if value is None:
             return None
         annotation = next(a for a in arguments if a is not type(None))
-    if annotation not in _TYPE_NAMES:
+    if annotation not in SCALAR_TYPES:
         return value
-    if annotation is bool:
-        fits = isinstance(value, bool)
-    elif annotation is float:
-        fits = isinstance(value, (int, float)) and not isinstance(value, bool)
-    else:
-        fits = isinstance(value, annotation) and not isinstance(value, bool)
-    if not fits:
-        raise EstimatorError(f'{what} must be {_TYPE_NAMES[annotation]}, got {value!r}')
-    return float(value) if annotation is float else value
+    return scalar_value(value, annotation, what, EstimatorError)
 
 
 def typed_options(config_class: type, extra: Mapping[str, Any], owner: str) -> dict[str, Any]:

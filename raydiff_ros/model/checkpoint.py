@@ -60,6 +60,7 @@ from raydiff_ros.model.config import (
     load_config_yaml,
 )
 from raydiff_ros.model.network import RayDiffusionModel
+from raydiff_ros.parameter_fields import scalar_value
 
 PathLike = Union[str, 'os.PathLike[str]']
 StateDict = Dict[str, torch.Tensor]
@@ -231,12 +232,8 @@ def read_official_config(official_dir: PathLike) -> RayDiffusionConfig:
                     return default
                 raise CheckpointError(f'official config {path} lacks {dotted}')
             node = node[part]
-        if expected is float and isinstance(node, int) and not isinstance(node, bool):
-            node = float(node)
-        if isinstance(node, bool) != (expected is bool) or not isinstance(node, expected):
-            raise CheckpointError(f'official config {path}: {dotted} must be '
-                                  f'{expected.__name__}, got {node!r}')
-        return node
+        return scalar_value(node, expected, f'official config {path}: {dotted}',
+                            CheckpointError)
 
     extractor = get('model.feature_extractor', str)
     if extractor != OFFICIAL_FEATURE_EXTRACTOR:

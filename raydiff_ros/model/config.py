@@ -29,6 +29,8 @@ from typing import Any, Callable, Dict, Mapping, Type, TypeVar, Union
 
 import yaml
 
+from raydiff_ros.parameter_fields import SCALAR_TYPES, scalar_value
+
 MOMENT_NORMALIZATIONS = ('official', 'orthogonal', 'none')
 """x0 moment post-processing modes (see :func:`raydiff_ros.model.diffusion.normalize_rays`)."""
 
@@ -423,27 +425,14 @@ def _dataclass_from_dict(cls: Type[_T], data: Any, path: str) -> _T:
 
 
 def _coerce(value: Any, expected: type, path: str) -> Any:
-    if expected is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f'{path} must be a bool, got {value!r}')
-        return value
-    if expected is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f'{path} must be an int, got {value!r}')
-        return value
-    if expected is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f'{path} must be a number, got {value!r}')
-        return float(value)
-    if expected is str:
-        if not isinstance(value, str):
-            raise ConfigError(f'{path} must be a string, got {value!r}')
-        return value
     if expected is tuple:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f'{path} must be a list, got {value!r}')
         return tuple(value)
-    raise ConfigError(f'{path}: unsupported field type {expected.__name__}')  # pragma: no cover
+    if expected not in SCALAR_TYPES:
+        raise ConfigError(  # pragma: no cover
+            f'{path}: unsupported field type {expected.__name__}')
+    return scalar_value(value, expected, path, ConfigError)
 
 
 def _require_positive(obj: Any, names: tuple) -> None:

@@ -11,7 +11,7 @@ declares them, and ``config/estimate.yaml`` is generated from them.
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping
 
-from raydiff_ros.parameter_fields import ParameterField, parameter_fields
+from raydiff_ros.parameter_fields import ParameterField, parameter_fields, scalar_value
 from raydiff_ros.pipeline.camera_info import CameraInfoConfig
 from raydiff_ros.pipeline.keyframes import KeyframeConfig
 from raydiff_ros.pipeline.pose_graph import PoseGraphConfig
@@ -79,14 +79,7 @@ class PipelineConfig:
 
 
 def _coerce(name: str, value: Any, default: Any) -> Any:
-    expected = type(default)
-    if expected is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if type(value) is not expected:
-        raise ParameterError(
-            f'parameter {name} must be {expected.__name__}, got {type(value).__name__} {value!r}'
-        )
-    return value
+    return scalar_value(value, type(default), f'parameter {name}', ParameterError)
 
 
 def pipeline_parameter_fields() -> tuple[ParameterField, ...]:

@@ -57,6 +57,7 @@ import yaml
 
 from raydiff_ros.data.normalization import FIRST_CAMERA_FRAMES
 from raydiff_ros.data.training_samples import CROP_MODES, MIN_VIEWS
+from raydiff_ros.parameter_fields import SCALAR_TYPES, scalar_value
 
 VARIANTS = ('diffusion', 'regression', 'camera_token', 'pose_diffusion')
 POSE_VARIANT = 'pose_diffusion'
@@ -203,20 +204,8 @@ def _validate(cfg: TrainConfig) -> None:
 def _coerce(value: Any, annotation: Any, path: str) -> Any:
     if is_dataclass(annotation):
         return _from_dict(annotation, value, path)
-    if annotation is bool:
-        _require(isinstance(value, bool), f'{path} must be true or false, got {value!r}')
-        return value
-    if annotation is int:
-        _require(isinstance(value, int) and not isinstance(value, bool),
-                 f'{path} must be an integer, got {value!r}')
-        return value
-    if annotation is float:
-        _require(isinstance(value, (int, float)) and not isinstance(value, bool),
-                 f'{path} must be a number, got {value!r}')
-        return float(value)
-    if annotation is str:
-        _require(isinstance(value, str), f'{path} must be a string, got {value!r}')
-        return value
+    if annotation in SCALAR_TYPES:
+        return scalar_value(value, annotation, path, TrainConfigError)
     if annotation is tuple:
         items = [value] if isinstance(value, (str, int, float)) else value
         _require(isinstance(items, (list, tuple)), f'{path} must be a list, got {value!r}')

@@ -85,8 +85,8 @@ def test_partial_dicts_take_defaults_and_ints_become_floats():
 @pytest.mark.parametrize('data,message', [
     ({'decoder': {}}, 'unknown model config section'),
     ({'denoiser': {'width': 3}}, r'unknown key\(s\) in denoiser'),
-    ({'denoiser': {'depth': 2.5}}, 'denoiser.depth must be an int'),
-    ({'denoiser': {'append_ndc': 1}}, 'denoiser.append_ndc must be a bool'),
+    ({'denoiser': {'depth': 2.5}}, 'denoiser.depth must be an integer'),
+    ({'denoiser': {'append_ndc': 1}}, 'denoiser.append_ndc must be true or false'),
     ({'diffusion': {'beta_start': 'small'}}, 'diffusion.beta_start must be a number'),
     ({'diffusion': {'moment_normalization': 'exact'}}, 'moment_normalization must be one of'),
     ({'diffusion': {'return_timestep': 100}}, 'outside'),
@@ -136,7 +136,7 @@ def test_read_official_config_maps_the_loader_keys(tmp_path):
     ('model', 'depth', None, 'lacks model.depth'),
     ('model', 'pred_x0', False, 'only x0-prediction'),
     ('model', 'feature_extractor', 'resnet', 'not supported'),
-    ('model', 'append_ndc', 'yes', 'model.append_ndc must be bool'),
+    ('model', 'append_ndc', 'yes', 'model.append_ndc must be true or false'),
     ('noise_scheduler', 'type', 'cosine', 'schedule must be one of'),
     ('noise_scheduler', 'beta_end', None, 'lacks noise_scheduler.beta_end'),
 ])

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pytest
 
 from raydiff_ros.parameter_fields import (
@@ -10,6 +11,7 @@ from raydiff_ros.parameter_fields import (
     check_value,
     parameter,
     parameter_fields,
+    scalar_value,
 )
 from raydiff_ros.pipeline.config import PipelineConfig, pipeline_parameter_fields
 
@@ -50,11 +52,11 @@ def test_fields_list_name_default_and_info_in_declaration_order():
         ({'period_s': float('nan')}, 'period_s must not be NaN'),
         ({'ratio': 1.0}, r'ratio must lie in \[0.0, 1.0\), got 1.0'),
         ({'count': 9}, r'count must lie in \[1, 8\], got 9'),
-        ({'count': 2.0}, 'count must be int, got float 2.0'),
-        ({'count': True}, 'count must be int, got bool'),
+        ({'count': 2.0}, 'count must be an integer, got float 2.0'),
+        ({'count': True}, 'count must be an integer, got bool'),
         ({'mode': 'c'}, r"mode must be one of \['a', 'b'\], got 'c'"),
-        ({'enabled': 1}, 'enabled must be bool'),
-        ({'ratio': '0.5'}, 'ratio must be float, got str'),
+        ({'enabled': 1}, 'enabled must be true or false'),
+        ({'ratio': '0.5'}, 'ratio must be a number, got str'),
     ],
 )
 def test_bad_values_raise_the_callers_error_naming_the_field(kwargs, words):
@@ -103,3 +105,17 @@ def test_every_stage_field_is_a_described_parameter_with_the_stage_default():
     listed = pipeline_parameter_fields()
     assert {f.name: f.default for f in listed} == PipelineConfig().to_parameters()
     assert all(f.info.description for f in listed)
+
+
+def test_scalar_value_converts_numbers_and_names_the_expected_kind():
+    assert scalar_value(3, float, 'x') == 3.0 and type(scalar_value(3, float, 'x')) is float
+    assert type(scalar_value(np.int64(4), int, 'x')) is int
+    assert type(scalar_value(np.float32(0.5), float, 'x')) is float
+    assert scalar_value('a', str, 'x') == 'a' and scalar_value(False, bool, 'x') is False
+    for value, expected, words in ((True, int, 'x must be an integer, got bool True'),
+                                   (True, float, 'x must be a number, got bool'),
+                                   (2.5, int, 'x must be an integer, got float 2.5'),
+                                   (1, bool, 'x must be true or false, got int 1'),
+                                   (1, str, 'x must be a string, got int 1')):
+        with pytest.raises(ExampleError, match=words):
+            scalar_value(value, expected, 'x', ExampleError)

@@ -38,9 +38,9 @@ def test_flat_values_reach_their_stage_and_ints_are_accepted_for_floats():
 def test_unknown_names_wrong_types_and_bad_values_are_refused():
     with pytest.raises(ParameterError, match='sync_slop'):
         PipelineConfig.from_parameters({'sync_slop': 0.1})
-    with pytest.raises(ParameterError, match='max_views must be int'):
+    with pytest.raises(ParameterError, match='max_views must be an integer'):
         PipelineConfig.from_parameters({'max_views': 4.0})
-    with pytest.raises(ParameterError, match='must be str'):
+    with pytest.raises(ParameterError, match='must be a string'):
         PipelineConfig.from_parameters({'scale_source': 1})
     with pytest.raises(KeyframeError, match='max_keyframes_per_camera'):
         PipelineConfig.from_parameters({'max_keyframes_per_camera': 0})
