@@ -123,13 +123,15 @@ def _typed_value(value: Any, annotation: Any, what: str) -> Any:
     return scalar_value(value, annotation, what, EstimatorError)
 
 
-def typed_options(config_class: type, extra: Mapping[str, Any], owner: str) -> dict[str, Any]:
+def typed_options(config_classes: Union[type, tuple[type, ...]], extra: Mapping[str, Any],
+                  owner: str) -> dict[str, Any]:
     """Options of an estimator (``EstimatorOptions.extra``) checked against the fields of its
-    dataclass ``config_class``, so that a wrong name or type is refused with a message (e.g.
-    ``max_pairs=twelve``) instead of failing somewhere inside the estimator.
+    dataclass(es), so that a wrong name or type is refused with a message (e.g.
+    ``max_pairs=twelve``) instead of failing somewhere inside the estimator, or being ignored.
 
     Args:
-        config_class: the dataclass whose fields the options set.
+        config_classes: the dataclass, or several, whose fields the options set; ``()`` for
+            an estimator that takes no options.
         extra: option values by name (:func:`parse_options`).
         owner: the estimator's name, for messages.
 
@@ -139,10 +141,15 @@ def typed_options(config_class: type, extra: Mapping[str, Any], owner: str) -> d
     Raises:
         EstimatorError: a name that is not a field, or a value not of its field's type.
     """
-    hints = typing.get_type_hints(config_class)
-    known = sorted(f.name for f in fields(config_class))
+    if isinstance(config_classes, type):
+        config_classes = (config_classes,)
+    hints = {name: hint for cls in config_classes
+             for name, hint in typing.get_type_hints(cls).items()}
+    known = sorted(f.name for cls in config_classes for f in fields(cls))
     unknown = sorted(set(extra) - set(known))
     if unknown:
+        if not known:
+            raise EstimatorError(f'{owner} takes no options, got {unknown}')
         raise EstimatorError(f'{owner}: unknown option(s) {unknown}; known: {known}')
     return {name: _typed_value(value, hints[name], f'{owner}: option {name}')
             for name, value in extra.items()}

@@ -43,7 +43,7 @@ from raydiff_ros.estimation.contract import (
     EstimationResult,
     ViewSetInput,
 )
-from raydiff_ros.estimation.registry import EstimatorOptions
+from raydiff_ros.estimation.registry import EstimatorOptions, typed_options
 from raydiff_ros.features.matching import SiftMatchingConfig, guess_intrinsics
 from raydiff_ros.features.sift import extract_features
 from raydiff_ros.features.two_view import pair_geometry
@@ -177,4 +177,5 @@ class ClassicalSiftEstimator:
 def make_classical_sift(options: EstimatorOptions) -> ClassicalSiftEstimator:
     """Registry factory of ``classical_sift`` (``options.seed`` seeds RANSAC; extra:
     :class:`ClassicalConfig` fields)."""
-    return ClassicalSiftEstimator(seed=options.seed, **options.extra)
+    config = typed_options(ClassicalConfig, options.extra, 'classical_sift')
+    return ClassicalSiftEstimator(seed=options.seed, **config)

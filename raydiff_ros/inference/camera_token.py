@@ -28,10 +28,9 @@ from raydiff_ros.estimation.contract import (
     POSE_SOURCE_REFERENCE,
     EstimationError,
     EstimationResult,
-    EstimatorError,
     ViewSetInput,
 )
-from raydiff_ros.estimation.registry import EstimatorOptions
+from raydiff_ros.estimation.registry import EstimatorOptions, typed_options
 from raydiff_ros.geometry.transforms import invert_transforms, make_transforms
 from raydiff_ros.inference.engine import (
     MIN_REFERENCE_BASELINE,
@@ -140,8 +139,7 @@ def make_camera_ray_token(options: EstimatorOptions) -> CameraTokenEstimator:
         ModelNotFoundError: no model folder and none shipped.
     """
     model_dir = resolve_model_dir(options.model_dir, CAMERA_RAY_TOKEN_MODEL_NAME)
-    if options.extra:
-        raise EstimatorError(f'{ESTIMATOR_NAME} takes no options, got {sorted(options.extra)}')
+    typed_options((), options.extra, ESTIMATOR_NAME)
     config = EngineConfig(device=options.device, dtype=options.dtype, seed=options.seed,
                           warmup=options.warmup)
     return CameraTokenEstimator(model_dir, config)

@@ -50,7 +50,7 @@ from raydiff_ros.estimation.contract import (
     medoid_index,
     sample_spread,
 )
-from raydiff_ros.estimation.registry import EstimatorOptions
+from raydiff_ros.estimation.registry import EstimatorOptions, typed_options
 from raydiff_ros.geometry.camera import Cameras
 from raydiff_ros.geometry.rays import (
     HomographyFitConfig,
@@ -307,7 +307,8 @@ class RayDiffusionEngine:
             pose_sources=(POSE_SOURCE_REFERENCE,) + (self.name,) * (len(images) - 1))
 
 
-def _engine(options: EstimatorOptions, model_dir: Path) -> RayDiffusionEngine:
+def _engine(options: EstimatorOptions, model_dir: Path, name: str) -> RayDiffusionEngine:
+    typed_options((), options.extra, name)  # refused, never silently ignored
     config = EngineConfig(device=options.device, dtype=options.dtype,
                           num_samples=options.num_samples, seed=options.seed,
                           warmup=options.warmup)
@@ -317,7 +318,7 @@ def _engine(options: EstimatorOptions, model_dir: Path) -> RayDiffusionEngine:
 def make_ray_diffusion(options: EstimatorOptions) -> RayDiffusionEngine:
     """Registry factory of ``ray_diffusion``: the model of ``options.model_dir`` (diffusion or
     regression), else the shipped default model."""
-    return _engine(options, resolve_model_dir(options.model_dir))
+    return _engine(options, resolve_model_dir(options.model_dir), 'ray_diffusion')
 
 
 def make_ray_regression(options: EstimatorOptions) -> RayDiffusionEngine:
@@ -328,7 +329,7 @@ def make_ray_regression(options: EstimatorOptions) -> RayDiffusionEngine:
         EstimatorError: the model is a diffusion model.
     """
     model_dir = resolve_model_dir(options.model_dir, DEFAULT_REGRESSION_MODEL_NAME)
-    engine = _engine(options, model_dir)
+    engine = _engine(options, model_dir, 'ray_regression')
     if not engine.regression:
         raise EstimatorError(f'{model_dir} is a diffusion model; ray_regression needs a '
                              'regression model (use ray_diffusion)')

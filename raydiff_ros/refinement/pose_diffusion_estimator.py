@@ -16,7 +16,7 @@ and the fields of :class:`~raydiff_ros.inference.pose_diffusion.PoseDiffusionOpt
 (``guidance: false`` turns guidance off, ``guidance_steps`` the guided sampler steps, ...).
 """
 
-from dataclasses import fields
+from dataclasses import dataclass, fields
 import logging
 from typing import Mapping, Optional
 
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from raydiff_ros.estimation.contract import EstimatorError
-from raydiff_ros.estimation.registry import EstimatorOptions
+from raydiff_ros.estimation.registry import EstimatorOptions, typed_options
 from raydiff_ros.features.local_features import (
     METHODS,
     FeatureMatcher,
@@ -42,9 +42,16 @@ from raydiff_ros.model.default_models import POSE_DIFFUSION_MODEL_NAME, resolve_
 from raydiff_ros.model.pose_diffusion import Correspondences
 
 LOGGER = logging.getLogger(__name__)
-DEFAULT_MATCHER = 'sift'
-DEFAULT_MAX_KEYPOINTS = 1024
-MATCHER_OPTIONS = ('matcher', 'max_keypoints')
+
+
+@dataclass(frozen=True)
+class GuidanceMatching:
+    """Options of ``pose_diffusion`` beside :class:`PoseDiffusionOptions`: the matcher whose
+    verified matches guide the sampler (``sift``, or a learned one of ``features``) and its
+    keypoint budget."""
+
+    matcher: str = 'sift'
+    max_keypoints: int = 1024
 
 
 def correspondences_from_matches(matches: list[PairMatches]) -> Correspondences:
@@ -100,31 +107,27 @@ def build_matcher(method: str, max_keypoints: int, device: str,
     return learned, ''
 
 
-def pose_diffusion_options(extra: Mapping) -> tuple[PoseDiffusionOptions, str, int]:
-    """(estimator options, matcher name, max_keypoints) from ``EstimatorOptions.extra``;
-    unknown names are refused."""
-    known = {f.name for f in fields(PoseDiffusionOptions)} | set(MATCHER_OPTIONS)
-    unknown = sorted(set(extra) - known)
-    if unknown:
-        raise EstimatorError(f'pose_diffusion: unknown option(s) {unknown}; known: '
-                             f'{sorted(known)}')
-    values = dict(extra)
-    matcher = values.pop('matcher', DEFAULT_MATCHER)
-    max_keypoints = values.pop('max_keypoints', DEFAULT_MAX_KEYPOINTS)
-    return PoseDiffusionOptions(**values), matcher, max_keypoints
+def pose_diffusion_options(extra: Mapping) -> tuple[PoseDiffusionOptions, GuidanceMatching]:
+    """The options of ``pose_diffusion`` from ``EstimatorOptions.extra``, checked by name and
+    type (:func:`typed_options`)."""
+    values = typed_options((PoseDiffusionOptions, GuidanceMatching), extra, 'pose_diffusion')
+    names = {f.name for f in fields(GuidanceMatching)}
+    return (PoseDiffusionOptions(**{k: v for k, v in values.items() if k not in names}),
+            GuidanceMatching(**{k: v for k, v in values.items() if k in names}))
 
 
 def make_pose_diffusion(options: EstimatorOptions) -> PoseDiffusionEstimator:
     """Registry factory of ``pose_diffusion``: the model of ``options.model_dir``, else the
     shipped ``models/pose_diffusion`` (:class:`ModelNotFoundError` when neither is there)."""
     model_dir = resolve_model_dir(options.model_dir, POSE_DIFFUSION_MODEL_NAME)
-    pose_options, method, max_keypoints = pose_diffusion_options(options.extra)
+    pose_options, matching = pose_diffusion_options(options.extra)
     matcher, reason = None, 'guidance off'
     if pose_options.guidance:
-        matcher, reason = build_matcher(method, max_keypoints, options.device, options.seed)
-    elif method not in METHODS:
+        matcher, reason = build_matcher(matching.matcher, matching.max_keypoints,
+                                        options.device, options.seed)
+    elif matching.matcher not in METHODS:
         raise EstimatorError(f'pose_diffusion: matcher must be one of {METHODS}, got '
-                             f'{method!r}')
+                             f'{matching.matcher!r}')
     return PoseDiffusionEstimator(model_dir, pose_options, device=options.device,
                                   dtype=options.dtype, num_samples=options.num_samples,
                                   seed=options.seed, matcher=matcher, matcher_error=reason,

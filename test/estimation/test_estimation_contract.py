@@ -206,8 +206,18 @@ def test_build_failures_are_reported_with_their_cause():
         create_estimator('sift')
     with pytest.raises(EstimatorError, match='refinement must be one of'):
         EstimatorOptions(refinement='magic')
-    with pytest.raises(EstimatorError, match="'classical_sift': TypeError.*no_such_option"):
-        create_estimator('classical_sift', EstimatorOptions(extra={'no_such_option': 1}))
+    with pytest.raises(EstimatorError, match="'random': TypeError.*no_such_option"):
+        create_estimator('random', EstimatorOptions(extra={'no_such_option': 1}))
+
+
+@pytest.mark.parametrize('name, words', [
+    ('classical_sift', r"classical_sift: unknown option\(s\) \['no_such_option'\]; known: "),
+    ('ray_diffusion', r"ray_diffusion takes no options, got \['no_such_option'\]"),
+    ('ray_regression', r"ray_regression takes no options, got \['no_such_option'\]"),
+])
+def test_options_an_estimator_does_not_take_are_refused_by_name(name, words):
+    with pytest.raises(EstimatorError, match=words):
+        create_estimator(name, EstimatorOptions(extra={'no_such_option': 1}, warmup=False))
 
 
 def test_refinements_wrap_estimators_by_name():
