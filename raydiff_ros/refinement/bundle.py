@@ -35,13 +35,10 @@ import torch
 
 from raydiff_ros.features.matching import PairMatches
 from raydiff_ros.geometry.averaging import connected_components
+from raydiff_ros.geometry.epipolar import homogeneous_sampson_residuals
 from raydiff_ros.geometry.transforms import rotation_exp, skew
 
 LOSSES = ('cauchy', 'huber')
-SAMPSON_EPS = 1e-12
-"""Added under the square root of the Sampson denominator (degenerate epipolar geometry)."""
-BASELINE_EPS = 1e-12
-"""Added to baseline lengths when the relative translation is normalised."""
 GAUGE_EPS = 1e-12
 """Anchor-to-second-camera distances below this leave a component's scale unfixed."""
 DAMPING_UP = 10.0
@@ -125,32 +122,6 @@ class _Correspondences:
     pair_j: torch.Tensor   # (M,) camera index of the second point
     x_i: torch.Tensor      # (M, 3) homogeneous pixels in camera pair_i
     x_j: torch.Tensor      # (M, 3) homogeneous pixels in camera pair_j
-
-
-def sampson_residuals(R: torch.Tensor, t: torch.Tensor, K_inv: torch.Tensor,
-                      pair_i: torch.Tensor, pair_j: torch.Tensor, x_i: torch.Tensor,
-                      x_j: torch.Tensor) -> torch.Tensor:
-    """Signed Sampson residuals (M,) in pixels of correspondences under cameras R, t.
-
-    Args:
-        R: (N, 3, 3) world-to-camera rotations ``cam_T_world``.
-        t: (N, 3) world-to-camera translations.
-        K_inv: (N, 3, 3) inverse intrinsics (pixels -> normalised coordinates).
-        pair_i, pair_j: (M,) long camera indices of each correspondence.
-        x_i, x_j: (M, 3) homogeneous pixel coordinates in cameras pair_i and pair_j.
-    """
-    # F of every ordered camera pair (a, b) (N * N, few), then one per correspondence: far
-    # cheaper than chaining the products per correspondence.
-    R_ab = R[None] @ R[:, None].transpose(-1, -2)                # (N, N, 3, 3) R_b R_a^T
-    t_ab = t[None] - (R_ab @ t[:, None, :, None])[..., 0]       # (N, N, 3)
-    direction = t_ab / (torch.linalg.norm(t_ab, dim=-1, keepdim=True) + BASELINE_EPS)
-    F_ab = K_inv[None].transpose(-1, -2) @ skew(direction) @ R_ab @ K_inv[:, None]
-    F = F_ab[pair_i, pair_j]
-    F_x_i = (F @ x_i[..., None])[..., 0]
-    Ft_x_j = (F.transpose(-1, -2) @ x_j[..., None])[..., 0]
-    numerator = (x_j * F_x_i).sum(-1)
-    denominator = F_x_i[:, :2].square().sum(-1) + Ft_x_j[:, :2].square().sum(-1)
-    return numerator / torch.sqrt(denominator + SAMPSON_EPS)
 
 
 def _robust_weights_and_cost(residuals: torch.Tensor, scale: float,
@@ -260,8 +231,8 @@ def refine_poses(R: np.ndarray, t: np.ndarray, K: np.ndarray, matches: list[Pair
     K_inv = torch.from_numpy(np.linalg.inv(K_np))
 
     def residuals_at(R_cur: torch.Tensor, t_cur: torch.Tensor) -> torch.Tensor:
-        return sampson_residuals(R_cur, t_cur, K_inv, data.pair_i, data.pair_j, data.x_i,
-                                 data.x_j)
+        return homogeneous_sampson_residuals(R_cur, t_cur, K_inv, data.pair_i, data.pair_j,
+                                             data.x_i, data.x_j)
 
     initial = _median_abs(residuals_at(R_t, t_t)) if total else float('nan')
     reason = ''

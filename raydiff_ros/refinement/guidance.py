@@ -9,7 +9,7 @@ principal point (NaN gradients). Here the centre solves the 3x3 normal equations
 ``torch.linalg.solve`` and the rotation is the orthogonal polar factor of the correlation
 matrix by Newton's iteration ``X <- (X + X^-T) / 2`` (the Procrustes rotation when the factor
 is proper). The robust (Cauchy) Sampson
-error of verified matches under those cameras (``bundle.sampson_residuals``, unit baselines) is
+error of verified matches under those cameras (``geometry.epipolar``, unit baselines) is
 summed over the batch, and x0 moves down its gradient: ``x0 - step * grad``.
 :func:`sample_rays_guided` runs the sampler and applies this correction to x0 in its last
 ``last_steps`` steps before x0 enters the posterior mean.
@@ -24,6 +24,7 @@ import torch
 
 from raydiff_ros.features.matching import PairMatches
 from raydiff_ros.geometry import crop
+from raydiff_ros.geometry.epipolar import homogeneous_sampson_residuals
 from raydiff_ros.geometry.rays import camera_directions, points_on_rays, rays_from_spatial
 from raydiff_ros.model.diffusion import (
     OFFICIAL_MAX_IMAGES_PER_PASS,
@@ -33,7 +34,6 @@ from raydiff_ros.model.diffusion import (
     normalize_rays,
     predict_x0,
 )
-from raydiff_ros.refinement.bundle import sampson_residuals
 
 POLAR_ITERATIONS = 12
 """Newton steps of the polar decomposition (quadratic convergence from a scaled start)."""
@@ -152,7 +152,8 @@ def sampson_loss(x0: torch.Tensor, problem: GuidanceProblem,
     scale = config.robust_scale_px
     total = x0.new_zeros(())
     for sample in range(x0.shape[0]):
-        residuals = sampson_residuals(R[sample], t[sample], K_inv, pair_i, pair_j, x_i, x_j)
+        residuals = homogeneous_sampson_residuals(R[sample], t[sample], K_inv, pair_i, pair_j,
+                                                  x_i, x_j)
         total = total + 0.5 * scale ** 2 * torch.log1p((residuals / scale).square()).mean()
     return total
 

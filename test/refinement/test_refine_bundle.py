@@ -20,7 +20,6 @@ from raydiff_ros.refinement.bundle import (
     BundleConfig,
     BundleError,
     refine_poses,
-    sampson_residuals,
 )
 
 PERTURBATION_DEG = 5.0
@@ -30,32 +29,6 @@ OUTLIER_FRACTION = 0.2
 HUBER_OUTLIER_FRACTION = 0.02
 POINTS_PER_PAIR = 400
 MAX_ERROR_DEG = 0.5
-
-
-def test_sampson_residual_of_a_hand_computed_case():
-    # Camera 1 is camera 0 moved along x: epipolar lines are horizontal, the Sampson error is
-    # the vertical disparity over sqrt(2) (half the squared disparity goes to each image).
-    R = torch.eye(3, dtype=torch.float64).repeat(2, 1, 1)
-    t = torch.tensor([[0.0, 0.0, 0.0], [-1.0, 0.0, 0.0]], dtype=torch.float64)
-    K_inv = torch.eye(3, dtype=torch.float64).repeat(2, 1, 1)
-    x_i = torch.tensor([[0.0, 0.0, 1.0], [0.3, -0.2, 1.0]], dtype=torch.float64)
-    x_j = torch.tensor([[0.5, 0.1, 1.0], [-0.4, -0.2, 1.0]], dtype=torch.float64)
-    pair = torch.tensor([0, 0]), torch.tensor([1, 1])
-    residuals = sampson_residuals(R, t, K_inv, *pair, x_i, x_j)
-    assert abs(abs(float(residuals[0])) - 0.1 / np.sqrt(2)) < 1e-9
-    assert abs(float(residuals[1])) < 1e-12
-
-
-def test_sampson_residual_does_not_depend_on_the_baseline_length():
-    R = torch.eye(3, dtype=torch.float64).repeat(2, 1, 1)
-    K_inv = torch.eye(3, dtype=torch.float64).repeat(2, 1, 1)
-    x_i = torch.tensor([[0.1, 0.2, 1.0]], dtype=torch.float64)
-    x_j = torch.tensor([[0.3, 0.5, 1.0]], dtype=torch.float64)
-    pair = torch.tensor([0]), torch.tensor([1])
-    values = [float(sampson_residuals(R, torch.tensor([[0.0, 0, 0], [s, 0.2 * s, 0]],
-                                                      dtype=torch.float64),
-                                      K_inv, *pair, x_i, x_j)) for s in (1e-3, 1.0, 50.0)]
-    assert np.allclose(values, values[1]) and abs(values[1]) > 0.01
 
 
 def test_rotation_exp_matches_rodrigues():

@@ -16,8 +16,8 @@ from raydiff_ros.estimation import (
     create_estimator,
     with_refinement,
 )
+from raydiff_ros.geometry.epipolar import homogeneous_sampson_residuals
 from raydiff_ros.inference.engine import EngineConfig, RayDiffusionEngine
-from raydiff_ros.refinement.bundle import sampson_residuals
 from raydiff_ros.refinement.guidance import GuidanceConfig
 from raydiff_ros.refinement.guided_estimator import (
     GuidedConfig,
@@ -73,7 +73,7 @@ def median_sampson_px(estimate: EstimationResult, scene) -> float:
         return torch.from_numpy(np.concatenate([points, np.ones((len(points), 1))], axis=1))
 
     R, t = estimate.world_to_camera()
-    residuals = sampson_residuals(
+    residuals = homogeneous_sampson_residuals(
         torch.from_numpy(R), torch.from_numpy(t),
         torch.from_numpy(np.linalg.inv(scene['K'])),
         torch.from_numpy(np.repeat([p.i for p in matches], sizes)),
