@@ -237,8 +237,9 @@ class EstimatorNode(LifecycleNode):
                    if K is None]
         if unknown:
             self.get_logger().warning(
-                f'cameras {unknown} have no valid CameraInfo yet: the estimator guesses their '
-                'intrinsics for this set (far less accurate; check the camera_info topics)',
+                f'cameras {unknown} have no valid CameraInfo yet: this set goes to the '
+                'estimator without intrinsics, so it guesses those of every view (far less '
+                'accurate; check the camera_info topics)',
                 throttle_duration_sec=LOG_THROTTLE_S)
         self._scheduler.submit(view_set)
 
