@@ -2,7 +2,10 @@
 
 For one view set of N images (known intrinsics, else the prior's, else a guess):
 
-1. prior: the ray model draws S samples of the whole set (``options.num_samples``);
+1. prior: the ray model draws S samples of the whole set (``options.num_samples``); with
+   known intrinsics and ``prior_on_demand``, only after step 5 has found a view that the
+   verified pairs do not place (then step 5 is redone with it), since with every view placed
+   it would only add its low-weight edges and centre anchor;
 2. features: local features once per image (``matcher``: XFeat, ALIKED, DISK or SIFT; and
    the ``first_matcher``'s, SIFT by default);
 3. matching: every pair, or the ``max_pairs`` most similar ones (:func:`select_pairs`; its
@@ -117,6 +120,9 @@ class FusedConfig:
         cycle_threshold_deg: largest rotation error of a consistent triangle.
         outlier_threshold_deg: verified edges off by more after averaging are dropped.
         direction_threshold_deg: translation directions off by more are dropped.
+        prior_on_demand: with known intrinsics, match first and run the prior only when the
+            verified pairs leave some view unplaced (with every view placed, the prior would
+            only add its low-weight edges and anchor); False: always run it, first.
         prior_weight: weight of a prior rotation edge against a verified edge of confidence 1.
         anchor_weight: weight of the centre anchor (the prior's, or chained, centre
             differences) against a verified direction of confidence 1: small, so that it fixes
@@ -149,6 +155,7 @@ class FusedConfig:
     cycle_threshold_deg: float = 5.0
     outlier_threshold_deg: float = 10.0
     direction_threshold_deg: float = 20.0
+    prior_on_demand: bool = True
     prior_weight: float = 0.05
     anchor_weight: float = 1e-3
     bundle_adjustment: bool = True
@@ -196,8 +203,8 @@ class FusedConfig:
 class FusionReport:
     """What the last estimate used: pairs chosen, matching attempts (a pair the first try
     left unverified is matched again, a bridging near miss a third time), pairs verified by the
-    first try, retried, verified in all and kept after the cycle checks; the chosen prior
-    sample."""
+    first try, retried, verified in all and kept after the cycle checks; whether the prior
+    ran, and its chosen sample."""
 
     pairs_selected: int = 0
     pairs_attempted: int = 0
@@ -206,6 +213,7 @@ class FusionReport:
     pairs_verified: int = 0
     pairs_kept: int = 0
     prior_sample: int = 0
+    prior_run: bool = False
     matcher_error: str = ''
 
 
@@ -249,11 +257,13 @@ class FusedEstimator:
         images = view_set.image_list()
         num = len(images)
         prior = None
-        if self.prior is not None:
+        on_demand = (self.config.prior_on_demand and view_set.K is not None
+                     and self.matcher is not None)
+        if self.prior is not None and not on_demand:
             prior = self.prior.estimate(view_set)
             timings['prior'] = time.perf_counter() - start
         K = self._intrinsics(view_set, prior, images)
-        report = FusionReport(matcher_error=self.matcher_error)
+        report = FusionReport(matcher_error=self.matcher_error, prior_run=prior is not None)
         graph = ViewGraph(num_views=num)
         if self.matcher is not None:
             tick = time.perf_counter()
@@ -289,8 +299,17 @@ class FusedEstimator:
         report.pairs_attempted, report.pairs_verified = len(graph.attempted), len(graph.verified)
         tick = time.perf_counter()
         poses, sources, kept, report.prior_sample = self._fuse(num, prior, graph)
+        fusion_s = time.perf_counter() - tick
+        if self.prior is not None and prior is None and POSE_SOURCE_FALLBACK in sources:
+            tick = time.perf_counter()
+            prior = self.prior.estimate(view_set)  # the matches left some view unplaced
+            timings['prior'] = time.perf_counter() - tick
+            report.prior_run = True
+            tick = time.perf_counter()
+            poses, sources, kept, report.prior_sample = self._fuse(num, prior, graph)
+            fusion_s += time.perf_counter() - tick
         report.pairs_kept = len(kept)
-        timings['fusion'] = time.perf_counter() - tick
+        timings['fusion'] = fusion_s
         if self.config.bundle_adjustment and kept:
             tick = time.perf_counter()
             poses = self._bundle_adjust(poses, K, [graph.verified[pair] for pair in kept])

@@ -72,6 +72,7 @@ def test_fused_fixes_overlapping_views_and_keeps_the_prior_elsewhere(rendered):
     assert result.pose_sources[:4] == ('reference',) + ('verified_matches',) * 3
     assert result.pose_sources[4] == 'prior'
     assert np.max(errors[:4]) < 1.0
+    assert prior.calls == 1 and estimator.last_report.prior_run  # asked for the fifth view
     # The unmatched view is where the chosen prior sample put it (relative to view 0).
     start = prior.estimate(ViewSetInput(images=images, K=K))
     chosen = start.samples_reference_T_camera[estimator.last_report.prior_sample]
@@ -84,6 +85,31 @@ def test_fused_fixes_overlapping_views_and_keeps_the_prior_elsewhere(rendered):
     assert np.all(result.uncertainty[1:4] < 1.0)
     for stage in ('prior', 'features', 'matching', 'geometry', 'fusion', 'total'):
         assert result.timings_s[stage] >= 0.0
+
+
+def test_the_prior_runs_only_when_the_matches_leave_a_view_unplaced(rendered):
+    images, R, t = rendered
+    views = ViewSetInput(images=images[:4], K=K)  # all four overlap
+    results = {}
+    for on_demand in (True, False):
+        prior = WrongPrior(R, t)
+        estimator = fusion.FusedEstimator(
+            prior, fusion.FusedConfig(matcher='xfeat', prior_on_demand=on_demand),
+            device='cpu')
+        results[on_demand] = estimator.estimate(views)
+        assert prior.calls == (0 if on_demand else 1)
+        assert estimator.last_report.prior_run == (not on_demand)
+        assert ('prior' in results[on_demand].timings_s) == (not on_demand)
+        assert results[on_demand].pose_sources == ('reference',) + ('verified_matches',) * 3
+        assert np.max(relative_errors(results[on_demand], R[:4])) < 1.0
+    # the prior's low-weight edges and anchor barely move verified cameras
+    assert np.max(rotation_angle_deg(results[True].reference_T_camera[:, :3, :3],
+                                     results[False].reference_T_camera[:, :3, :3])) < 0.2
+    # unknown intrinsics: the prior runs first, for its intrinsics
+    prior = WrongPrior(R, t)
+    fusion.FusedEstimator(prior, fusion.FusedConfig(matcher='xfeat'), device='cpu').estimate(
+        ViewSetInput(images=images[:4]))
+    assert prior.calls == 1
 
 
 def test_matches_alone_places_what_it_verifies_and_falls_back_elsewhere(rendered):
