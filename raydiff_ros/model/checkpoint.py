@@ -391,10 +391,7 @@ def write_model_files(out_dir: PathLike, state: Mapping[str, torch.Tensor], conf
     if existing and not overwrite:
         raise CheckpointError(f'{existing[0]} exists (pass overwrite=True to replace it)')
     out.mkdir(parents=True, exist_ok=True)
-    tensors = {key: value.detach().to('cpu', STORED_DTYPE).contiguous()
-               for key, value in state.items()}
-    metadata = {'format': FORMAT_NAME, 'format_version': FORMAT_VERSION,
-                'sha256': tensors_digest(tensors)}
+    tensors, metadata = weights_file_contents(state)
     tmp_dir = Path(tempfile.mkdtemp(prefix='.saving-', dir=out))
     try:
         save_file(tensors, str(tmp_dir / WEIGHTS_FILE), metadata=metadata)
@@ -403,6 +400,16 @@ def write_model_files(out_dir: PathLike, state: Mapping[str, torch.Tensor], conf
             os.replace(tmp_dir / name, out / name)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def weights_file_contents(state: Mapping[str, torch.Tensor]
+                          ) -> Tuple[StateDict, Dict[str, str]]:
+    """(tensors, metadata) of our ``model.safetensors`` for ``state``: float32 contiguous CPU
+    tensors, the format metadata and their SHA-256 (``safetensors.torch.save_file`` them)."""
+    tensors = {key: value.detach().to('cpu', STORED_DTYPE).contiguous()
+               for key, value in state.items()}
+    return tensors, {'format': FORMAT_NAME, 'format_version': FORMAT_VERSION,
+                     'sha256': tensors_digest(tensors)}
 
 
 def stored_state_shapes(build: Callable[[], torch.nn.Module]) -> Dict[str, Tuple[int, ...]]:
