@@ -6,8 +6,8 @@ cycle consistency.
 * :func:`verify_pairs`: learned (or SIFT) matches of each selected pair, then
   :func:`~raydiff_ros.features.relative_pose.fit_relative_pose`; accepted fits are verified,
   the others kept as near misses.
-* :func:`bridging_pairs`: near misses that would join two groups of views that no verified
-  pair links, worth a second try with more keypoints.
+* :func:`bridging_pairs`: attempted pairs that would join two groups of views that no verified
+  pair links (near misses first, then by match count), worth a second try with another matcher.
 * :func:`consistent_edges`: rotation cycles over triangles of verified pairs; in a triangle
   whose composed rotation is off by more than ``cycle_threshold_deg``, the weakest edge that no
   consistent triangle supports is rejected.
@@ -37,6 +37,7 @@ class ViewGraph:
         attempted: pairs matched.
         verified: accepted two-view geometries by pair (i, j), i < j.
         near_misses: fits of attempted pairs that were not accepted (too few inliers).
+        match_counts: matches of each attempted pair by the last matcher that tried it.
         rejected_by_cycles: verified pairs dropped by :func:`consistent_edges`.
         matching_s, geometry_s: seconds spent matching and fitting two-view geometry.
     """
@@ -45,6 +46,7 @@ class ViewGraph:
     attempted: list[Edge] = field(default_factory=list)
     verified: dict[Edge, RelativePose] = field(default_factory=dict)
     near_misses: dict[Edge, RelativePose] = field(default_factory=dict)
+    match_counts: dict[Edge, int] = field(default_factory=dict)
     rejected_by_cycles: list[Edge] = field(default_factory=list)
     matching_s: float = 0.0
     geometry_s: float = 0.0
@@ -97,6 +99,7 @@ def verify_pairs(matcher: FeatureMatcher, features: Sequence[LocalFeatures],
         index = matcher.match(features[i], features[j])
         middle = time.perf_counter()
         graph.matching_s += middle - start
+        graph.match_counts[(i, j)] = len(index)
         if not near_misses and len(index) < two_view.min_inliers:
             continue
         pose = fit_relative_pose(i, j, features[i].keypoints[index[:, 0]],
@@ -112,12 +115,19 @@ def verify_pairs(matcher: FeatureMatcher, features: Sequence[LocalFeatures],
 
 
 def bridging_pairs(graph: ViewGraph, min_inliers: int, max_pairs: int) -> list[Edge]:
-    """Near misses with at least ``min_inliers`` inliers whose views lie in different groups
-    of verified pairs, most inliers first, at most ``max_pairs``."""
+    """Attempted, unverified pairs whose views lie in different groups of verified pairs, at
+    most ``max_pairs``: near misses with at least ``min_inliers`` inliers first (most inliers
+    first), then, when ``min_inliers`` is 0, the pairs no model was fitted to (most matches
+    first)."""
     label = component_labels(graph.num_views, list(graph.verified))
-    candidates = [pair for pair, pose in graph.near_misses.items()
-                  if pose.num_inliers >= min_inliers and label[pair[0]] != label[pair[1]]]
-    candidates.sort(key=lambda pair: -graph.near_misses[pair].num_inliers)
+
+    def inliers(pair: Edge) -> int:
+        miss = graph.near_misses.get(pair)
+        return 0 if miss is None else miss.num_inliers
+
+    candidates = [pair for pair in dict.fromkeys(graph.attempted)
+                  if label[pair[0]] != label[pair[1]] and inliers(pair) >= min_inliers]
+    candidates.sort(key=lambda pair: (-inliers(pair), -graph.match_counts.get(pair, 0)))
     return sorted(candidates[:max_pairs])
 
 

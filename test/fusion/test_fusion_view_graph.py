@@ -1,14 +1,14 @@
 """verify_pairs on known correspondences: a true pair is verified, a hopeless one is a near
 miss, and a first try (``near_misses=False``) does not spend a fit on a pair with fewer matches
-than a verified pair needs."""
+than a verified pair needs; bridging_pairs picks the pairs between groups worth a second try."""
 
 import numpy as np
 from two_view_scene import SIZE, K, scene
 
 from raydiff_ros.features.local_features import LocalFeatures
-from raydiff_ros.features.relative_pose import TwoViewConfig, fit_relative_pose
+from raydiff_ros.features.relative_pose import RelativePose, TwoViewConfig, fit_relative_pose
 from raydiff_ros.fusion import view_graph
-from raydiff_ros.fusion.view_graph import verify_pairs
+from raydiff_ros.fusion.view_graph import ViewGraph, bridging_pairs, verify_pairs
 from raydiff_ros.geometry.transforms import rotation_angle_deg
 
 
@@ -55,6 +55,7 @@ def test_first_tries_skip_fits_that_cannot_verify(monkeypatch):
     assert set(graph.verified) == {(0, 1)}
     assert rotation_angle_deg(graph.verified[(0, 1)].R, R) < 0.5
     assert set(graph.near_misses) == {(0, 2), (1, 2)}  # fitted, not accepted
+    assert graph.match_counts == {(0, 1): 300, (0, 2): 30, (1, 2): 300}
 
     assert fitted == [(0, 1), (0, 2), (1, 2)]
 
@@ -64,3 +65,24 @@ def test_first_tries_skip_fits_that_cannot_verify(monkeypatch):
     assert set(first.verified) == {(0, 1)} and not first.near_misses
     assert first.attempted == [(0, 1), (0, 2), (1, 2)]
     assert fitted == [(0, 1), (1, 2)]  # 30 matches cannot give the 40 inliers needed
+
+
+def miss(i, j, inliers):
+    points = np.zeros((inliers, 2))
+    return RelativePose(i, j, np.eye(3), np.array([1.0, 0, 0]), 100, inliers, points, points)
+
+
+def test_bridging_pairs_join_groups_near_misses_first_then_by_matches():
+    # Views 0 and 1 are linked; 2 and 3 are alone. (0, 1) is verified, so never retried.
+    graph = ViewGraph(num_views=4, attempted=[(0, 1), (0, 2), (0, 3), (1, 2), (2, 3), (0, 2)])
+    graph.verified[(0, 1)] = miss(0, 1, 80)
+    graph.near_misses.update({(1, 2): miss(1, 2, 20), (0, 3): miss(0, 3, 5)})
+    graph.match_counts.update({(0, 1): 200, (0, 2): 10, (0, 3): 12, (1, 2): 50, (2, 3): 30})
+
+    assert bridging_pairs(graph, min_inliers=15, max_pairs=4) == [(1, 2)]
+    # Any pair between groups: (1, 2) 20 inliers, (0, 3) 5, then (2, 3) 30 matches, (0, 2) 10.
+    assert bridging_pairs(graph, min_inliers=0, max_pairs=3) == [(0, 3), (1, 2), (2, 3)]
+    assert bridging_pairs(graph, min_inliers=0, max_pairs=10) == [(0, 2), (0, 3), (1, 2), (2, 3)]
+
+    graph.verified.update({(1, 2): miss(1, 2, 60), (2, 3): miss(2, 3, 60)})
+    assert bridging_pairs(graph, min_inliers=0, max_pairs=10) == []  # one group
