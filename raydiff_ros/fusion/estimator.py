@@ -21,8 +21,9 @@ For one view set of N images (known intrinsics, else the prior's, else a guess):
    confident verified pairs (a camera nobody matches directly is reached through others),
    then averaged robustly over verified edges (weight: confidence) and the start sample's
    edges (weight ``prior_weight``); edges still off by ``outlier_threshold_deg`` are dropped
-   and the averaging redone; centres solve the verified directions anchored to the start
-   sample's centres;
+   and the averaging redone; centres solve the verified directions, with the relative
+   baseline lengths that points shared by two pairs give (``shared_point_lengths``), anchored
+   to the start sample's centres;
 6. bundle adjustment: the Sampson-error bundle adjustment of :mod:`raydiff_ros.refinement`
    on all verified inliers.
 
@@ -55,8 +56,9 @@ from raydiff_ros.features.local_features import (
     LocalFeaturesConfig,
     MatcherUnavailableError,
 )
-from raydiff_ros.features.matching import PairMatches, guess_intrinsics
+from raydiff_ros.features.matching import PairMatches, guess_intrinsics, normalized_points
 from raydiff_ros.features.relative_pose import TwoViewConfig
+from raydiff_ros.fusion.baseline_lengths import length_ratios, relative_lengths, unit_depths
 from raydiff_ros.fusion.view_graph import (
     ViewGraph,
     bridging_pairs,
@@ -135,6 +137,10 @@ class FusedConfig:
         anchor_weight: weight of the centre anchor (the prior's, or chained, centre
             differences) against a verified direction of confidence 1: small, so that it fixes
             scale and unconstrained cameras without bending verified directions.
+        shared_point_lengths: baseline lengths from the points that verified pairs share
+            in a common view (:mod:`~raydiff_ros.fusion.baseline_lengths`); off: from the
+            directions alone (how they close around triangles).
+        min_shared_points: fewest shared points that relate two pairs' lengths.
         bundle_adjustment: run the Sampson bundle adjustment at the end.
         bundle_iterations: its Levenberg-Marquardt iterations at most. Its start is already
             the fused geometry: on 24 rendered 640 x 480 view sets (``raydiff-render
@@ -166,6 +172,8 @@ class FusedConfig:
     prior_on_demand: bool = True
     prior_weight: float = 0.05
     anchor_weight: float = 1e-3
+    shared_point_lengths: bool = True
+    min_shared_points: int = 10
     bundle_adjustment: bool = True
     bundle_iterations: int = 20
 
@@ -306,14 +314,14 @@ class FusedEstimator:
             timings['geometry'] = graph.geometry_s
         report.pairs_attempted, report.pairs_verified = len(graph.attempted), len(graph.verified)
         tick = time.perf_counter()
-        poses, sources, kept, report.prior_sample = self._fuse(num, prior, graph)
+        poses, sources, kept, report.prior_sample = self._fuse(num, prior, graph, K)
         fusion_s = time.perf_counter() - tick
         if self.prior is not None and prior is None and POSE_SOURCE_FALLBACK in sources:
             tick = time.perf_counter()
             prior = self.prior.estimate(view_set)  # the matches left some view unplaced
             timings['prior'] = time.perf_counter() - tick
             tick = time.perf_counter()
-            poses, sources, kept, report.prior_sample = self._fuse(num, prior, graph)
+            poses, sources, kept, report.prior_sample = self._fuse(num, prior, graph, K)
             fusion_s += time.perf_counter() - tick
         report.pairs_kept, report.prior_run = len(kept), prior is not None
         timings['fusion'] = fusion_s
@@ -344,7 +352,8 @@ class FusedEstimator:
             return prior.K
         return np.stack([guess_intrinsics(im.shape[1], im.shape[0]) for im in images])
 
-    def _fuse(self, num: int, prior: Optional[EstimationResult], graph: ViewGraph):
+    def _fuse(self, num: int, prior: Optional[EstimationResult], graph: ViewGraph,
+              K: np.ndarray):
         """(N, 4, 4) ``reference_T_camera``, pose sources, kept edges, chosen prior sample."""
         cfg = self.config
         kept = consistent_edges(graph.verified, cfg.cycle_threshold_deg, self.two_view)
@@ -373,7 +382,8 @@ class FusedEstimator:
         linked = {k for k in range(num) if label[k] == label[0]}
         anchor = start_C if prior is not None else self._chained_centres(num, rotations, kept,
                                                                           graph)
-        centres = self._centres(rotations, kept, graph, confidence, anchor)
+        centres = self._centres(rotations, kept, graph, confidence, anchor,
+                                self._length_groups(kept, graph, K))
         poses = invert_transforms(make_transforms(rotations, translations_from_centers(
             rotations, centres)))
         unplaced = POSE_SOURCE_PRIOR if prior is not None else POSE_SOURCE_FALLBACK
@@ -434,22 +444,52 @@ class FusedEstimator:
                 centres[child] = centres[parent] + rotations[parent].T @ t
         return centres
 
+    def _length_groups(self, kept: list, graph: ViewGraph, K: np.ndarray) -> list:
+        """Relative lengths of the kept edges from the points they share
+        (:mod:`~raydiff_ros.fusion.baseline_lengths`); none when ``shared_point_lengths`` is
+        off."""
+        if not self.config.shared_point_lengths:
+            return []
+        points, depths = {}, {}
+        for pair in kept:
+            pose = graph.verified[pair]
+            rays_i, rays_j = (np.concatenate([normalized_points(pixels, K[k]),
+                                              np.ones((len(pixels), 1))], axis=1)
+                              for pixels, k in ((pose.points_i, pair[0]),
+                                                (pose.points_j, pair[1])))
+            points[pair] = (pose.points_i, pose.points_j)
+            depths[pair] = unit_depths(pose.R, pose.t, rays_i, rays_j)
+        ratios = length_ratios(points, depths, min_shared=self.config.min_shared_points)
+        return relative_lengths(kept, ratios)
+
     def _centres(self, rotations: np.ndarray, kept: list, graph: ViewGraph, confidence: dict,
-                 anchor: np.ndarray) -> np.ndarray:
-        """Centres from the verified directions. A direction whose free length comes out
-        negative (the anchor points the other way) gets the anchor's length with its own sign;
-        directions still off by ``direction_threshold_deg`` are dropped."""
+                 anchor: np.ndarray, length_groups: list) -> np.ndarray:
+        """Centres from the verified directions. The edges of each group in ``length_groups``
+        get its relative lengths, scaled to the free solution; a direction whose free length
+        comes out negative (the anchor points the other way) gets the anchor's length with its
+        own sign; directions still off by ``direction_threshold_deg`` are dropped."""
         cfg = self.config
         edges = list(kept)
         known: dict = {}
         centres = anchor
-        for _ in range(len(kept) + 2):
+        scaled = not length_groups
+        for _ in range(len(kept) + 3):
             translations = np.array([graph.verified[p].t for p in edges]).reshape(-1, 3)
             weights = np.array([confidence[p] for p in edges])
             lengths_in = {k: known[p] for k, p in enumerate(edges) if p in known}
             centres, lengths = solve_centres(rotations, edges, translations, weights, anchor,
                                              cfg.anchor_weight, fixed=0,
                                              known_lengths=lengths_in)
+            if not scaled:
+                scaled = True
+                free = dict(zip(edges, lengths, strict=True))
+                for group in length_groups:
+                    ratios = [free[p] / group[p] for p in group if free.get(p, 0.0) > 0]
+                    if ratios:
+                        scale = float(np.exp(np.median(np.log(ratios))))
+                        known.update({p: scale * length for p, length in group.items()})
+                if known:
+                    continue
             flipped = [p for p, length in zip(edges, lengths, strict=True)
                        if length <= 0 and p not in known]
             if flipped:

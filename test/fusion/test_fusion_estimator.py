@@ -164,7 +164,7 @@ def test_fusion_rejects_a_wrong_pair_and_chains_through_others():
     pair(0, 3, wrong=True)  # no camera 0 match to 3 really: a wrong pair
     prior = EstimationResult(reference_T_camera=np.repeat(np.eye(4)[None], num, axis=0))
     estimator = fusion.FusedEstimator(None, fusion.FusedConfig(), device='cpu')
-    fused, sources, kept, _ = estimator._fuse(num, prior, graph)
+    fused, sources, kept, _ = estimator._fuse(num, prior, graph, np.repeat(K[None], num, axis=0))
     assert (0, 3) not in kept and len(kept) == 5
     assert sources == ('reference',) + ('verified_matches',) * 3
     assert np.max(rotation_angle_deg(fused[:, :3, :3], poses[:, :3, :3])) < 0.1
@@ -191,7 +191,7 @@ def test_a_wrong_edge_of_a_long_cycle_is_dropped_after_averaging():
         graph.verified[(i, j)] = RelativePose(i, j, Rij, direction / np.linalg.norm(direction),
                                               400, inliers, points, points)
     estimator = fusion.FusedEstimator(None, fusion.FusedConfig(), device='cpu')
-    fused, sources, kept, _ = estimator._fuse(num, None, graph)
+    fused, sources, kept, _ = estimator._fuse(num, None, graph, np.repeat(K[None], num, axis=0))
     assert kept == [(0, 1), (1, 2), (2, 3)]
     assert sources == ('reference',) + ('verified_matches',) * 3
     truth = invert_transforms(make_transforms(R, -np.einsum('nij,nj->ni', R, centres)))
