@@ -129,6 +129,6 @@ def test_a_chain_of_pairs_gets_its_lengths_from_the_shared_points():
         found = found * np.linalg.norm(truth[1]) / np.linalg.norm(found[1])
         return np.linalg.norm(found - truth, axis=1) / np.linalg.norm(truth[1])
 
-    assert np.max(centre_errors(fusion.FusedConfig())) < 0.03
+    assert np.max(centre_errors(fusion.FusedConfig(shared_point_lengths=True))) < 0.03
     off = fusion.FusedConfig(shared_point_lengths=False)
     assert np.max(centre_errors(off)) > 0.2  # every baseline the same length
