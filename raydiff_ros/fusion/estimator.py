@@ -93,6 +93,9 @@ PIPELINE_NONE = 'none'
 SAMPLE_SCORE_CAP_DEG = 30.0
 """A verified edge disagreeing with a prior sample by more than this counts as this much."""
 VERIFIED_UNCERTAINTY_FLOOR_DEG = 0.1
+LENGTHS_DIRECTION_SLACK_DEG = 2.0
+"""Shared-point lengths are kept only if no direction ends farther than this beyond its error
+with free lengths."""
 
 
 @dataclass(frozen=True)
@@ -387,7 +390,7 @@ class FusedEstimator:
         anchor = start_C if prior is not None else self._chained_centres(num, rotations, kept,
                                                                           graph)
         centres = self._centres(rotations, kept, graph, confidence, anchor,
-                                self._length_groups(kept, graph, K))
+                                self._length_ratios(kept, graph, K))
         poses = invert_transforms(make_transforms(rotations, translations_from_centers(
             rotations, centres)))
         unplaced = POSE_SOURCE_PRIOR if prior is not None else POSE_SOURCE_FALLBACK
@@ -448,12 +451,12 @@ class FusedEstimator:
                 centres[child] = centres[parent] + rotations[parent].T @ t
         return centres
 
-    def _length_groups(self, kept: list, graph: ViewGraph, K: np.ndarray) -> list:
-        """Relative lengths of the kept edges from the points they share
+    def _length_ratios(self, kept: list, graph: ViewGraph, K: np.ndarray) -> dict:
+        """Log length ratios of kept edges that share points in a common view
         (:mod:`~raydiff_ros.fusion.baseline_lengths`); none when ``shared_point_lengths`` is
         off."""
         if not self.config.shared_point_lengths:
-            return []
+            return {}
         points, depths = {}, {}
         for pair in kept:
             pose = graph.verified[pair]
@@ -463,37 +466,24 @@ class FusedEstimator:
                                                 (pose.points_j, pair[1])))
             points[pair] = (pose.points_i, pose.points_j)
             depths[pair] = unit_depths(pose.R, pose.t, rays_i, rays_j)
-        ratios = length_ratios(points, depths, min_shared=self.config.min_shared_points)
-        return relative_lengths(kept, ratios)
+        return length_ratios(points, depths, min_shared=self.config.min_shared_points)
 
     def _centres(self, rotations: np.ndarray, kept: list, graph: ViewGraph, confidence: dict,
-                 anchor: np.ndarray, length_groups: list) -> np.ndarray:
-        """Centres from the verified directions. The edges of each group in ``length_groups``
-        get its relative lengths, scaled to the free solution; a direction whose free length
-        comes out negative (the anchor points the other way) gets the anchor's length with its
-        own sign; directions still off by ``direction_threshold_deg`` are dropped."""
+                 anchor: np.ndarray, ratios: dict) -> np.ndarray:
+        """Centres from the verified directions. A direction whose free length comes out
+        negative (the anchor points the other way) gets the anchor's length with its own sign;
+        directions still off by ``direction_threshold_deg`` are dropped. Then, with ``ratios``,
+        the remaining edges that ratios link get those relative lengths (scaled to the free
+        solution), kept only if no direction moves more than ``LENGTHS_DIRECTION_SLACK_DEG``
+        further from its measurement than with free lengths."""
         cfg = self.config
         edges = list(kept)
         known: dict = {}
         centres = anchor
-        scaled = not length_groups
-        for _ in range(len(kept) + 3):
-            translations = np.array([graph.verified[p].t for p in edges]).reshape(-1, 3)
-            weights = np.array([confidence[p] for p in edges])
-            lengths_in = {k: known[p] for k, p in enumerate(edges) if p in known}
-            centres, lengths = solve_centres(rotations, edges, translations, weights, anchor,
-                                             cfg.anchor_weight, fixed=0,
-                                             known_lengths=lengths_in)
-            if not scaled:
-                scaled = True
-                free = dict(zip(edges, lengths, strict=True))
-                for group in length_groups:
-                    ratios = [free[p] / group[p] for p in group if free.get(p, 0.0) > 0]
-                    if ratios:
-                        scale = float(np.exp(np.median(np.log(ratios))))
-                        known.update({p: scale * length for p, length in group.items()})
-                if known:
-                    continue
+        errors = np.zeros(0)
+        for _ in range(len(kept) + 2):
+            centres, lengths, errors = self._solve_centres(rotations, edges, graph, confidence,
+                                                           anchor, known)
             flipped = [p for p, length in zip(edges, lengths, strict=True)
                        if length <= 0 and p not in known]
             if flipped:
@@ -501,13 +491,41 @@ class FusedEstimator:
                     known[(i, j)] = max(float(np.linalg.norm(anchor[i] - anchor[j])),
                                         float(np.median(np.abs(lengths))), 1e-6)
                 continue
-            errors = direction_errors_deg(rotations, centres, edges, translations)
             bad = [p for p, error in zip(edges, errors, strict=True)
                    if error > cfg.direction_threshold_deg]
             if not bad:
                 break
             edges = [p for p in edges if p not in bad]
+        else:
+            return centres  # never settled: the lengths below would belong to other edges
+        groups = relative_lengths(edges, ratios) if ratios and edges else []
+        if not groups:
+            return centres
+        free = dict(zip(edges, lengths, strict=True))
+        held = dict(known)
+        for group in groups:
+            scales = [free[p] / group[p] for p in group if free[p] > 0]
+            if scales:
+                scale = float(np.exp(np.median(np.log(scales))))
+                held.update({p: scale * length for p, length in group.items()})
+        held_centres, _, held_errors = self._solve_centres(rotations, edges, graph, confidence,
+                                                           anchor, held)
+        if np.all(held_errors <= errors + LENGTHS_DIRECTION_SLACK_DEG):
+            return held_centres
         return centres
+
+    def _solve_centres(self, rotations: np.ndarray, edges: list, graph: ViewGraph,
+                       confidence: dict, anchor: np.ndarray, known: dict) -> tuple:
+        """(centres (N, 3), lengths (E,), direction errors (E,) in deg) of ``edges``, with
+        the lengths in ``known`` held."""
+        translations = np.array([graph.verified[p].t for p in edges]).reshape(-1, 3)
+        weights = np.array([confidence[p] for p in edges])
+        lengths_in = {k: known[p] for k, p in enumerate(edges) if p in known}
+        centres, lengths = solve_centres(rotations, edges, translations, weights, anchor,
+                                         self.config.anchor_weight, fixed=0,
+                                         known_lengths=lengths_in)
+        errors = direction_errors_deg(rotations, centres, edges, translations)
+        return centres, lengths, np.asarray(errors, dtype=np.float64)
 
     def _bundle_adjust(self, poses: np.ndarray, K: np.ndarray, pairs: list) -> np.ndarray:
         world_T = invert_transforms(poses)
