@@ -142,11 +142,13 @@ class FusedConfig:
             scale and unconstrained cameras without bending verified directions.
         shared_point_lengths: baseline lengths from the points that verified pairs share
             in a common view (:mod:`~raydiff_ros.fusion.baseline_lengths`), held fixed in the
-            centre solve; off (the default): from the directions alone (how they close around
-            triangles) and the anchor. Off because, measured on the real scenes (README,
-            "Baseline lengths from shared points"), a wrong direction can no longer shrink its
-            length to nothing, the centres bend, and the bundle adjustment started from them
-            lost rotations that were right (temple_ring N = 6: 33.0 against 36.7 %).
+            centre solve once the direction outliers are gone, and kept only if no direction
+            ends more than ``LENGTHS_DIRECTION_SLACK_DEG`` farther off; off (the default): from
+            the directions alone (how they close around triangles) and the anchor. Off until
+            measured on both real scenes (README, "Baseline lengths from shared points"): a
+            first version without the guard lost right rotations on temple_ring (N = 6: 33.0
+            against 36.7 %); the guarded one matched the default there and was not run on
+            nerf_lego.
         min_shared_points: fewest shared points that relate two pairs' lengths.
         bundle_adjustment: run the Sampson bundle adjustment at the end.
         bundle_iterations: its Levenberg-Marquardt iterations at most. Its start is already
