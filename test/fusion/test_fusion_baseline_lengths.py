@@ -1,6 +1,6 @@
 """Baseline lengths from shared points: depths at unit baseline against known points, length
 ratios against the true baselines, and a chain of pairs (no triangle, so no length from the
-directions) whose centres come out right only with them."""
+directions) whose centres come out right only with them, and a wrong ratio the guard refuses."""
 
 import numpy as np
 import pytest
@@ -132,3 +132,39 @@ def test_a_chain_of_pairs_gets_its_lengths_from_the_shared_points():
     assert np.max(centre_errors(fusion.FusedConfig(shared_point_lengths=True))) < 0.03
     off = fusion.FusedConfig(shared_point_lengths=False)
     assert np.max(centre_errors(off)) > 0.2  # every baseline the same length
+
+
+def test_lengths_that_would_bend_the_directions_are_not_kept():
+    """A triangle fixes its own proportions: a wrong ratio (3 times the true one) cannot be
+    held without turning the directions, so the free solution stays; the true ratio is kept."""
+    num = 3
+    R, centres = cameras(num, seed=8)
+    centres[2] += np.array([0.0, 0.8, 0.0])  # a proper triangle
+    graph = ViewGraph(num_views=num)
+    for i, j in [(0, 1), (1, 2), (0, 2)]:
+        R_ij, t, _ = pair_geometry(R, centres, i, j)
+        graph.verified[(i, j)] = RelativePose(i, j, R_ij, t, 100, 100, np.zeros((0, 2)),
+                                              np.zeros((0, 2)))
+    kept = list(graph.verified)
+    confidence = dict.fromkeys(kept, 1.0)
+    estimator = fusion.FusedEstimator(None, fusion.FusedConfig(shared_point_lengths=True),
+                                      device='cpu')
+    true = {e: pair_geometry(R, centres, *e)[2] for e in kept}
+
+    def solved(ratio=None):
+        ratios = {} if ratio is None else {((0, 1), (1, 2)): (np.log(ratio), 100)}
+        anchor = np.array([[0, 0, 0], [1.0, 0, 0], [1.0, 1.0, 0]])  # a rough guess
+        found = estimator._centres(R, kept, graph, confidence, anchor, ratios)
+        return found * np.linalg.norm(centres[1] - centres[0]) / np.linalg.norm(found[1])
+
+    truth = centres - centres[0]
+    np.testing.assert_allclose(solved(true[(1, 2)] / true[(0, 1)]), truth, atol=1e-3)
+    # The free solution (the weak anchor pulls it a little) stays for the wrong ratio.
+    np.testing.assert_allclose(solved(), truth, atol=2e-2)
+    np.testing.assert_allclose(solved(3 * true[(1, 2)] / true[(0, 1)]), solved(), atol=1e-9)
+    held = fusion.LENGTHS_DIRECTION_SLACK_DEG
+    fusion.LENGTHS_DIRECTION_SLACK_DEG = 180.0  # without the guard the wrong ratio is held
+    try:
+        assert np.max(np.abs(solved(3 * true[(1, 2)] / true[(0, 1)]) - truth)) > 0.1
+    finally:
+        fusion.LENGTHS_DIRECTION_SLACK_DEG = held
