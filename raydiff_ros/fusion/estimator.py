@@ -482,8 +482,6 @@ class FusedEstimator:
         cfg = self.config
         edges = list(kept)
         known: dict = {}
-        centres = anchor
-        errors = np.zeros(0)
         for _ in range(len(kept) + 2):
             centres, lengths, errors = self._solve_centres(rotations, edges, graph, confidence,
                                                            anchor, known)
