@@ -17,6 +17,11 @@ Images are downscaled so that their longer side is at most ``max_image_side`` be
 extraction; keypoints are returned in pixels of the ORIGINAL image. Extraction and matching run
 on ``device`` (``'auto'``: CUDA when available).
 
+``extract(image, quarter_turns=k)`` extracts from the image turned by ``k`` quarter turns
+counterclockwise (``numpy.rot90``) and returns its keypoints in pixels of the upright image
+(:func:`unturned_pixels`): the learned descriptors are not rotation invariant, so a camera
+mounted rolled against another (upside down, sideways) is matched by turning one image back.
+
 On the CPU, LightGlue's cross-attention runs as two fused ``scaled_dot_product_attention``
 calls (:func:`cross_attention_sdpa`) instead of kornia's CPU path, which builds the (M, N)
 similarity matrix and its two softmaxes explicitly: the same attention (kornia's own CUDA path
@@ -24,7 +29,7 @@ computes it so), with the same matches on the benchmark scene and LighterGlue 1.
 ALIKED's LightGlue 1.4 times faster on this project's CPU (``bench/bench_cross_attention.py``).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import importlib.metadata
 from pathlib import Path
 import types
@@ -121,6 +126,31 @@ class LocalFeatures:
     @property
     def num_keypoints(self) -> int:
         return int(self.keypoints.shape[0])
+
+
+def unturned_pixels(points: np.ndarray, quarter_turns: int, width: int,
+                    height: int) -> np.ndarray:
+    """Pixels of an image turned by ``numpy.rot90(image, quarter_turns)`` -> pixels of the
+    image before the turn.
+
+    Args:
+        points: (M, 2) (u, v) pixels of the turned image (pixel centres at integers).
+        quarter_turns: counterclockwise quarter turns applied to the image (any integer).
+        width, height: size of the image BEFORE the turn.
+
+    Returns:
+        (M, 2) float64 (u, v) pixels of the unturned image.
+    """
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    u, v = points[:, 0], points[:, 1]
+    turns = quarter_turns % 4
+    if turns == 1:
+        return np.stack([width - 1 - v, u], axis=1)
+    if turns == 2:
+        return np.stack([width - 1 - u, height - 1 - v], axis=1)
+    if turns == 3:
+        return np.stack([v, height - 1 - u], axis=1)
+    return points.copy()
 
 
 def resolve_device(device: str) -> torch.device:
@@ -291,10 +321,16 @@ class FeatureMatcher:
         return image, factor
 
     @torch.inference_mode()
-    def extract(self, image: np.ndarray) -> LocalFeatures:
-        """Features of one (H, W, 3) uint8 RGB image."""
+    def extract(self, image: np.ndarray, quarter_turns: int = 0) -> LocalFeatures:
+        """Features of one (H, W, 3) uint8 RGB image, extracted from it turned by
+        ``quarter_turns`` counterclockwise quarter turns; keypoints in pixels of ``image``."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f'images must be (H, W, 3) uint8, got {image.shape} {image.dtype}')
+        if quarter_turns % 4:
+            turned = self.extract(np.ascontiguousarray(np.rot90(image, quarter_turns)))
+            height, width = image.shape[:2]
+            return replace(turned, keypoints=unturned_pixels(turned.keypoints, quarter_turns,
+                                                             width, height))
         if self.method == 'sift':
             found, factor = extract_features(image, self._sift, self.config.max_image_side)
             size = (round(image.shape[1] * factor), round(image.shape[0] * factor))

@@ -13,9 +13,10 @@ For one view set of N images (known intrinsics, else the prior's, else a guess):
    the pairs it leaves unverified by ``matcher``;
 4. geometry: poselib's LO-RANSAC essential matrix per pair; pairs with enough inliers are
    verified (rotation, translation direction, confidence); when the verified pairs leave the
-   views in separate groups, up to ``max_retry_pairs`` attempted pairs between groups (near
-   misses first; at least ``retry_min_inliers`` inliers) are matched again by
-   ``retry_matcher``;
+   views in separate groups, up to ``max_turned_pairs`` pairs between groups are matched again
+   by ``matcher`` with one image turned by quarter turns (cameras rolled against each other),
+   then up to ``max_retry_pairs`` attempted pairs still between groups (near misses first; at
+   least ``retry_min_inliers`` inliers) are matched again by ``retry_matcher``;
 5. fusion: rotation cycles over verified triangles reject wrong pairs; the prior sample that
    agrees best with the verified rotations is the start; rotations are chained along the most
    confident verified pairs (a camera nobody matches directly is reached through others),
@@ -53,6 +54,7 @@ from raydiff_ros.estimation.contract import (
 from raydiff_ros.estimation.registry import EstimatorOptions, create_estimator, typed_options
 from raydiff_ros.features.local_features import (
     FeatureMatcher,
+    LocalFeatures,
     LocalFeaturesConfig,
     MatcherUnavailableError,
 )
@@ -64,6 +66,7 @@ from raydiff_ros.fusion.view_graph import (
     bridging_pairs,
     consistent_edges,
     select_pairs,
+    turned_tries,
     verify_pairs,
 )
 from raydiff_ros.geometry.averaging import (
@@ -130,6 +133,13 @@ class FusedConfig:
             "Which matcher": temple_ring 60-90 deg 0.33 against 0.00, nerf_lego 30-60 deg 0.54
             against 0.23); the cost falls only on sets whose views the first tries leave apart.
         max_retry_pairs: second tries per view set at most.
+        max_turned_pairs: pairs between groups matched again by ``matcher`` with one image
+            turned by 90, 180 or 270 deg, at most (0: none;
+            :func:`~raydiff_ros.fusion.view_graph.turned_tries`): cameras mounted rolled
+            against each other (a camera upside down or sideways on a rig, an orbit whose
+            images were taken with the camera turned) share points the learned descriptors
+            cannot match upright. Tried before the second tries.
+        turned_min_gain: how many times the upright overlap score a turned one must reach.
         cycle_threshold_deg: largest rotation error of a consistent triangle.
         outlier_threshold_deg: verified edges off by more after averaging are dropped.
         direction_threshold_deg: translation directions off by more are dropped.
@@ -176,6 +186,8 @@ class FusedConfig:
     retry_keypoints: int = 1024
     retry_min_inliers: int = 0
     max_retry_pairs: int = 4
+    max_turned_pairs: int = 4
+    turned_min_gain: float = 1.1
     cycle_threshold_deg: float = 5.0
     outlier_threshold_deg: float = 10.0
     direction_threshold_deg: float = 20.0
@@ -229,12 +241,14 @@ class FusedConfig:
 class FusionReport:
     """What the last estimate used: pairs chosen, matching attempts (a pair the first try
     left unverified is matched again, a bridging near miss a third time), pairs verified by the
-    first try, retried, verified in all and kept after the cycle checks; whether the prior
-    ran, and its chosen sample."""
+    first try, tried turned and verified so, retried, verified in all and kept after the cycle
+    checks; whether the prior ran, and its chosen sample."""
 
     pairs_selected: int = 0
     pairs_attempted: int = 0
     pairs_first_verified: int = 0
+    pairs_turned: int = 0
+    pairs_turned_verified: int = 0
     pairs_retried: int = 0
     pairs_verified: int = 0
     pairs_kept: int = 0
@@ -310,6 +324,9 @@ class FusedEstimator:
                 report.pairs_first_verified = len(graph.verified)
                 pairs = [pair for pair in pairs if pair not in graph.verified]
             graph = verify_pairs(self.matcher, features, pairs, K, sizes, self.two_view, graph)
+            if self.config.max_turned_pairs > 0:
+                timings['features'] += self._turned_tries(images, features, K, sizes, graph,
+                                                          report)
             retry = bridging_pairs(graph, self.config.retry_min_inliers,
                                    self.config.max_retry_pairs)
             if retry and self.config.retries:
@@ -345,6 +362,27 @@ class FusedEstimator:
                             view_set.K is None, timings)
 
     # -- steps ---------------------------------------------------------------------------------
+
+    def _turned_tries(self, images: list, features: list, K: np.ndarray, sizes: list,
+                      graph: ViewGraph, report: 'FusionReport') -> float:
+        """:func:`~raydiff_ros.fusion.view_graph.turned_tries` with ``matcher``; returns the
+        seconds spent extracting turned features (the rest counts as matching)."""
+        cache: dict[tuple[int, int], LocalFeatures] = {}
+        seconds = 0.0
+
+        def turned(view: int, quarter_turns: int) -> LocalFeatures:
+            nonlocal seconds
+            if (view, quarter_turns) not in cache:
+                tick = time.perf_counter()
+                cache[(view, quarter_turns)] = self.matcher.extract(images[view], quarter_turns)
+                seconds += time.perf_counter() - tick
+            return cache[(view, quarter_turns)]
+
+        tried = turned_tries(self.matcher, features, turned, K, sizes, self.two_view, graph,
+                             self.config.max_turned_pairs, self.config.turned_min_gain)
+        report.pairs_turned = len(tried)
+        report.pairs_turned_verified = len(graph.turns)
+        return seconds
 
     def _second_matcher(self) -> FeatureMatcher:
         """The matcher of second tries (``retry_keypoints``), built on first use."""

@@ -8,15 +8,19 @@ cycle consistency.
   the others kept as near misses.
 * :func:`bridging_pairs`: attempted pairs that would join two groups of views that no verified
   pair links (near misses first, then by match count), worth a second try with another matcher.
+* :func:`turned_tries`: pairs between groups matched again with one image turned by quarter
+  turns (cameras mounted rolled against each other: the learned descriptors are not rotation
+  invariant), the turn chosen by the overlap score.
 * :func:`consistent_edges`: rotation cycles over triangles of verified pairs; in a triangle
   whose composed rotation is off by more than ``cycle_threshold_deg``, the weakest edge that no
   consistent triangle supports is rejected.
 """
 
+from collections import Counter
 from dataclasses import dataclass, field
 from itertools import combinations
 import time
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -38,6 +42,8 @@ class ViewGraph:
         verified: accepted two-view geometries by pair (i, j), i < j.
         near_misses: fits of attempted pairs that were not accepted (too few inliers).
         match_counts: matches of each attempted pair by the last matcher that tried it.
+        turns: pairs verified by :func:`turned_tries`: (turned view, counterclockwise quarter
+            turns of its image).
         rejected_by_cycles: verified pairs dropped by :func:`consistent_edges`.
         matching_s, geometry_s: seconds spent matching and fitting two-view geometry.
     """
@@ -47,6 +53,7 @@ class ViewGraph:
     verified: dict[Edge, RelativePose] = field(default_factory=dict)
     near_misses: dict[Edge, RelativePose] = field(default_factory=dict)
     match_counts: dict[Edge, int] = field(default_factory=dict)
+    turns: dict[Edge, tuple[int, int]] = field(default_factory=dict)
     rejected_by_cycles: list[Edge] = field(default_factory=list)
     matching_s: float = 0.0
     geometry_s: float = 0.0
@@ -129,6 +136,76 @@ def bridging_pairs(graph: ViewGraph, min_inliers: int, max_pairs: int) -> list[E
                   if label[pair[0]] != label[pair[1]] and inliers(pair) >= min_inliers]
     candidates.sort(key=lambda pair: (-inliers(pair), -graph.match_counts.get(pair, 0)))
     return sorted(candidates[:max_pairs])
+
+
+QUARTER_TURNS = (1, 2, 3)
+"""Counterclockwise quarter turns :func:`turned_tries` tries (90, 180 and 270 deg)."""
+
+
+def turned_tries(matcher: FeatureMatcher, features: Sequence[LocalFeatures],
+                 turned: Callable[[int, int], LocalFeatures], K: np.ndarray,
+                 sizes: Sequence[tuple[int, int]], two_view: TwoViewConfig, graph: ViewGraph,
+                 max_pairs: int, min_gain: float) -> list[Edge]:
+    """Match pairs between groups of verified views with one image turned, at most
+    ``max_pairs`` of them.
+
+    Each pair (i, j) whose views lie in different groups turns the view of the smaller group
+    (j on a tie). Its overlap score (:meth:`FeatureMatcher.similarity`) is computed for each of
+    :data:`QUARTER_TURNS`; the best turn is a candidate when its score is at least ``min_gain``
+    times the upright one. Candidates are tried in order of that gain, skipping a pair whose
+    views an earlier try has joined; a verified try is added to ``graph`` with its turn in
+    ``graph.turns``. The keypoints of turned features are in pixels of the upright image, so
+    the verified pose needs no correction.
+
+    Args:
+        matcher: the matcher of ``features``.
+        features: N upright extracted images.
+        turned: ``turned(view, quarter_turns)`` -> that view's features extracted from its
+            turned image (the caller caches them).
+        K, sizes, two_view: as for :func:`verify_pairs`.
+        graph: the graph to add to.
+        max_pairs: pairs matched at most.
+        min_gain: smallest ratio of the turned to the upright overlap score.
+
+    Returns:
+        The pairs matched, in the order tried.
+    """
+    label = component_labels(graph.num_views, list(graph.verified))
+    if max_pairs <= 0 or len(set(label)) < 2:
+        return []
+    sizes_of = Counter(label)
+    between = []
+    for i, j in combinations(range(graph.num_views), 2):
+        if label[i] != label[j]:
+            view, other = (i, j) if sizes_of[label[i]] < sizes_of[label[j]] else (j, i)
+            between.append(((i, j), view, other))
+    features_turned = {(view, q): turned(view, q) for _, view, _ in between
+                       for q in QUARTER_TURNS}
+    start = time.perf_counter()
+    candidates = []
+    for pair, view, other in between:
+        upright = max(matcher.similarity(features[other], features[view]), 1)
+        scores = {q: matcher.similarity(features[other], features_turned[(view, q)])
+                  for q in QUARTER_TURNS}
+        best = max(scores, key=scores.get)
+        gain = scores[best] / upright
+        if gain >= min_gain:
+            candidates.append((gain, pair, view, best))
+    graph.matching_s += time.perf_counter() - start
+    tried: list[Edge] = []
+    for _, pair, view, quarter_turns in sorted(candidates, key=lambda c: -c[0]):
+        if len(tried) >= max_pairs:
+            break
+        label = component_labels(graph.num_views, list(graph.verified))
+        if label[pair[0]] == label[pair[1]]:
+            continue
+        swapped = list(features)
+        swapped[view] = features_turned[(view, quarter_turns)]
+        verify_pairs(matcher, swapped, [pair], K, sizes, two_view, graph)
+        tried.append(pair)
+        if pair in graph.verified:
+            graph.turns[pair] = (view, quarter_turns)
+    return tried
 
 
 def _cycle_error_deg(graph: dict[Edge, RelativePose], a: int, b: int, c: int) -> float:

@@ -14,6 +14,7 @@ from raydiff_ros.features.local_features import (
     LocalFeaturesConfig,
     MatcherUnavailableError,
     cross_attention_sdpa,
+    unturned_pixels,
 )
 from raydiff_ros.simulation.box_scene import BoxScene, look_at
 
@@ -56,6 +57,38 @@ def test_keypoints_come_back_in_original_pixels_after_a_downscale(shifted_pair):
     index = matcher.match(a, b)
     moved = b.keypoints[index[:, 1]] - a.keypoints[index[:, 0]]
     assert np.median(np.linalg.norm(moved - SHIFT, axis=1)) < 3.0
+
+
+@pytest.mark.parametrize('quarter_turns', [0, 1, 2, 3, -1, 6])
+def test_unturned_pixels_undo_numpy_rot90(quarter_turns):
+    image = np.arange(5 * 7).reshape(5, 7)  # H = 5, W = 7
+    turned = np.rot90(image, quarter_turns)
+    rows, cols = np.indices(turned.shape)
+    back = unturned_pixels(np.stack([cols.ravel(), rows.ravel()], axis=1), quarter_turns, 7, 5)
+    u, v = back[:, 0].astype(int), back[:, 1].astype(int)
+    np.testing.assert_array_equal(image[v, u], turned.ravel())
+
+
+@pytest.mark.parametrize('quarter_turns', [1, 2, 3])
+def test_a_turned_image_is_matched_by_turning_it_back(shifted_pair, quarter_turns):
+    """The second image arrives turned by -q quarter turns (a camera rolled on its mount);
+    extracting it turned by q gives upright descriptors and keypoints in its own pixels."""
+    first, second = shifted_pair
+    arrived = np.ascontiguousarray(np.rot90(second, -quarter_turns))
+    matcher = FeatureMatcher(LocalFeaturesConfig(method='xfeat', max_keypoints=512,
+                                                 device='cpu'))
+    a = matcher.extract(first)
+    as_is = matcher.match(a, matcher.extract(arrived))
+    b = matcher.extract(arrived, quarter_turns=quarter_turns)
+    index = matcher.match(a, b)
+    assert len(index) >= 30 and len(index) > 2 * len(as_is)
+    height, width = arrived.shape[:2]
+    assert b.keypoints[:, 0].max() < width and b.keypoints[:, 1].max() < height
+    # back in the upright second image's pixels, a point moves by the known shift
+    upright = unturned_pixels(b.keypoints[index[:, 1]], -quarter_turns, second.shape[1],
+                              second.shape[0])
+    moved = upright - a.keypoints[index[:, 0]]
+    assert np.median(np.linalg.norm(moved - SHIFT, axis=1)) < 1.5
 
 
 def test_similarity_ranks_an_overlapping_pair_above_an_unrelated_one(shifted_pair):

@@ -227,6 +227,32 @@ def test_pairs_the_first_try_verifies_are_not_matched_again(rendered, monkeypatc
     assert estimator.last_report.pairs_first_verified == 0
 
 
+def test_a_camera_mounted_upside_down_is_matched_with_its_image_turned(rendered):
+    images, R, _ = rendered
+    images, R = list(images[:4]), R[:4].copy()
+    Ks = np.repeat(K[None], 4, axis=0)
+    # camera 2 rolled by 180 deg about its optical axis: its image turns by 180 deg about the
+    # principal point (pixel centres at integers)
+    images[2] = np.ascontiguousarray(np.rot90(images[2], 2))
+    R[2] = np.diag([-1.0, -1.0, 1.0]) @ R[2]
+    Ks[2, 0, 2], Ks[2, 1, 2] = WIDTH - 1 - K[0, 2], HEIGHT - 1 - K[1, 2]
+    results = {}
+    for turned in (4, 0):
+        estimator = create_estimator('matches', EstimatorOptions(device='cpu', extra={
+            'matcher': 'xfeat', 'first_matcher': 'none', 'retry_matcher': 'none',
+            'max_turned_pairs': turned}))
+        results[turned] = (estimator.estimate(ViewSetInput(images=images, K=Ks)),
+                           estimator.last_report)
+    result, report = results[4]
+    assert result.pose_sources == ('reference',) + ('verified_matches',) * 3
+    assert np.max(relative_errors(result, R)) < 5.0  # XFeat alone, no first or second tries
+    assert 1 <= report.pairs_turned_verified <= report.pairs_turned <= 4
+    result, report = results[0]
+    assert report.pairs_turned == 0
+    assert not (result.pose_sources[2] == 'verified_matches'
+                and relative_errors(result, R)[2] < 15.0)
+
+
 @pytest.mark.parametrize('name', ['fused', 'matches'])
 def test_options_of_the_wrong_name_or_type_are_refused_by_name(name):
     from raydiff_ros.estimation.contract import EstimatorError
