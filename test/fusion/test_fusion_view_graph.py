@@ -1,6 +1,7 @@
 """verify_pairs on known correspondences: a true pair is verified, a hopeless one is a near
 miss, and a first try (``near_misses=False``) does not spend a fit on a pair with fewer matches
-than a verified pair needs; bridging_pairs picks the pairs between groups worth a second try."""
+than a verified pair needs; bridging_pairs picks the pairs between groups worth a second try;
+turned_tries picks the best turn of each pair between groups by its gain."""
 
 import numpy as np
 from two_view_scene import SIZE, K, scene
@@ -86,3 +87,58 @@ def test_bridging_pairs_join_groups_near_misses_first_then_by_matches():
 
     graph.verified.update({(1, 2): miss(1, 2, 60), (2, 3): miss(2, 3, 60)})
     assert bridging_pairs(graph, min_inliers=0, max_pairs=10) == []  # one group
+
+
+class TurnedFeatures(LocalFeatures):
+    index: int = -1
+    turn: int = 0
+
+
+def turned_features(index, turn=0):
+    found = TurnedFeatures(np.zeros((0, 2)), None, None, SIZE)
+    object.__setattr__(found, 'index', index)
+    object.__setattr__(found, 'turn', turn)
+    return found
+
+
+def test_turned_tries_take_the_best_turn_by_gain_and_skip_joined_pairs(monkeypatch):
+    # Groups {0, 1}, {2}, {3}. Overlap scores: upright 100; the turns below score more.
+    turned_scores = {(0, 2, 2): 200, (1, 2, 2): 150, (1, 3, 1): 120, (2, 3, 3): 105}
+    right_turns = {(0, 2): (2, 2), (1, 3): (3, 1)}
+
+    class ScoreMatcher:
+        def similarity(self, a, b):
+            if b.turn == 0:
+                return 100
+            return turned_scores.get((a.index, b.index, b.turn), 90)
+
+    tried = []
+
+    def fake_verify(matcher, features, pairs, K, sizes, two_view, graph):
+        (pair,) = pairs
+        turned = [(f.index, f.turn) for f in features if f.turn]
+        tried.append((pair, turned))
+        if turned == [right_turns.get(pair)]:
+            graph.verified[pair] = miss(*pair, 60)
+        return graph
+
+    monkeypatch.setattr(view_graph, 'verify_pairs', fake_verify)
+    views = [turned_features(k) for k in range(4)]
+
+    def run(max_pairs, min_gain):
+        tried.clear()
+        graph = ViewGraph(num_views=4)
+        graph.verified[(0, 1)] = miss(0, 1, 80)
+        done = view_graph.turned_tries(ScoreMatcher(), views, turned_features, K, [SIZE] * 4,
+                                       TwoViewConfig(), graph, max_pairs, min_gain)
+        return done, graph
+
+    done, graph = run(max_pairs=4, min_gain=1.1)
+    # (0, 2) first (gain 2.0, joins view 2); (1, 2) is then inside one group; (1, 3) next
+    # (1.2); (2, 3) turns view 3 (a tie of group sizes) but gains only 1.05.
+    assert done == [(0, 2), (1, 3)]
+    assert [turned for _, turned in tried] == [[(2, 2)], [(3, 1)]]
+    assert graph.turns == {(0, 2): (2, 2), (1, 3): (3, 1)}
+    assert run(max_pairs=1, min_gain=1.1)[0] == [(0, 2)]
+    assert run(max_pairs=4, min_gain=1.3)[0] == [(0, 2)]
+    assert run(max_pairs=0, min_gain=1.1)[0] == []
