@@ -374,16 +374,14 @@ class FusedEstimator:
                       graph: ViewGraph, report: 'FusionReport') -> float:
         """:func:`~raydiff_ros.fusion.view_graph.turned_tries` with ``matcher``; returns the
         seconds spent extracting turned features (the rest counts as matching)."""
-        cache: dict[tuple[int, int], LocalFeatures] = {}
         seconds = 0.0
 
         def turned(view: int, quarter_turns: int) -> LocalFeatures:
             nonlocal seconds
-            if (view, quarter_turns) not in cache:
-                tick = time.perf_counter()
-                cache[(view, quarter_turns)] = self.matcher.extract(images[view], quarter_turns)
-                seconds += time.perf_counter() - tick
-            return cache[(view, quarter_turns)]
+            tick = time.perf_counter()
+            found = self.matcher.extract(images[view], quarter_turns)
+            seconds += time.perf_counter() - tick
+            return found
 
         tried = turned_tries(self.matcher, features, turned, K, sizes, self.two_view, graph,
                              self.config.max_turned_pairs, self.config.turned_min_gain)

@@ -161,7 +161,7 @@ def turned_tries(matcher: FeatureMatcher, features: Sequence[LocalFeatures],
         matcher: the matcher of ``features``.
         features: N upright extracted images.
         turned: ``turned(view, quarter_turns)`` -> that view's features extracted from its
-            turned image (the caller caches them).
+            turned image; called once per turned view and turn.
         K, sizes, two_view: as for :func:`verify_pairs`.
         graph: the graph to add to.
         max_pairs: pairs matched at most.
@@ -179,7 +179,8 @@ def turned_tries(matcher: FeatureMatcher, features: Sequence[LocalFeatures],
         if label[i] != label[j]:
             view, other = (i, j) if sizes_of[label[i]] < sizes_of[label[j]] else (j, i)
             between.append(((i, j), view, other))
-    features_turned = {(view, q): turned(view, q) for _, view, _ in between
+    turned_views = dict.fromkeys(view for _, view, _ in between)
+    features_turned = {(view, q): turned(view, q) for view in turned_views
                        for q in QUARTER_TURNS}
     start = time.perf_counter()
     candidates = []

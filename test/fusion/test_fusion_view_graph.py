@@ -129,8 +129,15 @@ def test_turned_tries_take_the_best_turn_by_gain_and_skip_joined_pairs(monkeypat
         tried.clear()
         graph = ViewGraph(num_views=4)
         graph.verified[(0, 1)] = miss(0, 1, 80)
-        done = view_graph.turned_tries(ScoreMatcher(), views, turned_features, K, [SIZE] * 4,
+        extracted = []
+
+        def extract(view, turn):
+            extracted.append((view, turn))
+            return turned_features(view, turn)
+
+        done = view_graph.turned_tries(ScoreMatcher(), views, extract, K, [SIZE] * 4,
                                        TwoViewConfig(), graph, max_pairs, min_gain)
+        assert len(extracted) == len(set(extracted))  # each view and turn extracted once
         return done, graph
 
     done, graph = run(max_pairs=4, min_gain=1.1)
