@@ -167,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
         help='do not give the true intrinsics to the estimator',
     )
     parser.add_argument(
+        '--no-boxes', action='store_true',
+        help='do not give the object boxes of object-centric synthetic sets to the estimator '
+        '(whole-image crops, as the node sees images)',
+    )
+    parser.add_argument(
         '--background', type=parse_rgb, default=DEFAULT_BACKGROUND_RGB, metavar='R,G,B',
         help='colour for transparent pixels (default 255,255,255)',
     )
@@ -191,6 +196,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             sets_per_n=sets_per_n,
             seed=args.seed,
             intrinsics_known=not args.unknown_intrinsics,
+            object_boxes=not args.no_boxes,
         )
         estimator = create_estimator(args.estimator, EstimatorOptions(
             seed=args.seed, model_dir=args.model, device=args.device, num_samples=args.samples,

@@ -13,7 +13,7 @@ are pooled over the sets of one N and then thresholded (``pool_view_set_errors``
 time of each ``estimate`` call is recorded.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import time
 from typing import Any, Iterator, Optional, Protocol, Sequence, Union
 
@@ -55,6 +55,8 @@ class HarnessConfig:
             ``DEFAULT_SETS_PER_N``; shards: every selected view set).
         seed: seed of the view-set sampling.
         intrinsics_known: whether estimators receive the true K.
+        object_boxes: whether estimators receive the object boxes of object-centric synthetic
+            sets (off: they crop whole images, as the node does on a robot).
         thresholds: accuracy thresholds.
     """
 
@@ -62,6 +64,7 @@ class HarnessConfig:
     sets_per_n: Optional[int] = DEFAULT_SETS_PER_N
     seed: int = DEFAULT_SEED
     intrinsics_known: bool = True
+    object_boxes: bool = True
     thresholds: MetricThresholds = field(default_factory=MetricThresholds)
 
     def __post_init__(self) -> None:
@@ -281,6 +284,8 @@ def run_evaluation(
             view_sets = source.draw(num_views, config.sets_per_n, config.seed,
                                     config.intrinsics_known)
             for view_set in view_sets:
+                if not config.object_boxes:
+                    view_set = replace(view_set, boxes_known=False)
                 record = _evaluate_view_set(estimator, view_set)
                 records.append(record)
                 errors_for_n.append(record.errors)

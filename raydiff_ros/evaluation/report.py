@@ -80,6 +80,7 @@ def result_to_json_dict(result: EvaluationResult) -> dict[str, Any]:
             'sets_per_n': result.config.sets_per_n,
             'seed': result.config.seed,
             'intrinsics_known': result.config.intrinsics_known,
+            'object_boxes': result.config.object_boxes,
             'thresholds': asdict(result.config.thresholds),
         },
         'metrics_per_n': {
@@ -171,10 +172,11 @@ def markdown_report(result: EvaluationResult) -> str:
     intrinsics = 'known' if config.intrinsics_known else 'unknown'
     sets = 'all' if config.sets_per_n is None else str(config.sets_per_n)
     refinement = '' if result.refinement == 'none' else f' (refinement: {result.refinement})'
+    boxes = '' if config.object_boxes else ', object boxes withheld'
     return (
         f'# {result.estimator_name}{refinement} on {result.source.name}\n\n'
         f'{result.source.summary()}, {sets} view sets per N, seed {config.seed}, '
-        f'intrinsics {intrinsics}.\n\n'
+        f'intrinsics {intrinsics}{boxes}.\n\n'
         + markdown_table(result)
         + '\nBy the true angle between the two views of a pair (unordered pairs, all N):\n\n'
         + angle_bin_table(result)

@@ -40,11 +40,14 @@ class SceneViewSet:
         dataset: the dataset the views come from.
         indices: N distinct dataset image indices, in the order the estimator sees them.
         intrinsics_known: whether ``K`` is handed to the estimator.
+        boxes_known: whether the dataset's object boxes are handed to the estimator (without
+            them, estimators crop whole images, as the node does).
     """
 
     dataset: MultiViewDataset
     indices: tuple[int, ...]
     intrinsics_known: bool = True
+    boxes_known: bool = True
 
     def __post_init__(self) -> None:
         indices = tuple(int(i) for i in self.indices)
@@ -68,11 +71,13 @@ class SceneViewSet:
 
     def estimation_input(self) -> ViewSetInput:
         """The estimator's input: lazily read images, K when known, object boxes when the
-        dataset has them, the ground truth (privileged) and the scene name and indices."""
+        dataset has them and ``boxes_known``, the ground truth (privileged) and the scene name
+        and indices."""
         truth = GroundTruth(R=self.ground_truth_R, t=self.ground_truth_t,
                             K=self.ground_truth_K, scene_scale=self.dataset.scene_scale)
+        boxes = self.object_boxes if self.boxes_known else None
         return ViewSetInput(images=LazyImages(self.dataset, self.indices), K=self.K,
-                            boxes=self.object_boxes, ground_truth=truth,
+                            boxes=boxes, ground_truth=truth,
                             metadata={'scene': self.dataset.name, 'indices': self.indices})
 
     @property

@@ -278,3 +278,40 @@ def test_object_sets_expose_their_object_boxes_in_view_order(shards):
         np.testing.assert_array_equal(boxes, stored[list(view_set.indices)])
         np.testing.assert_array_equal(boxes[:, 0], view_set.indices)
     assert seen == {'object', 'rig'}
+
+
+class BoxReader(PixelReader):
+    """Records the object boxes it is given."""
+
+    def __init__(self):
+        super().__init__()
+        self.boxes = []
+
+    def estimate(self, view_set):
+        self.boxes.append(view_set.boxes)
+        return super().estimate(view_set)
+
+
+@pytest.mark.parametrize('object_boxes', [True, False])
+def test_object_boxes_can_be_withheld_as_on_a_robot(shards, tmp_path, object_boxes):
+    """``object_boxes=False`` (``raydiff-eval --no-boxes``) hands no boxes to the estimator,
+    so it crops whole images as the node does; the default hands the object sets' boxes."""
+    estimator = BoxReader()
+    result = run_evaluation(ShardViewSetSource(shards), estimator,
+                            HarnessConfig(num_views=(3,), sets_per_n=None,
+                                          object_boxes=object_boxes))
+    object_records = [(boxes, record) for boxes, record in zip(estimator.boxes, result.records,
+                                                               strict=True)
+                      if record.scene.scene_type == 'object']
+    assert len(object_records) == len(OBJECT_SETS)
+    for boxes, record in object_records:
+        if object_boxes:
+            np.testing.assert_array_equal(boxes[:, 0], record.indices)
+        else:
+            assert boxes is None
+    out = tmp_path / ('with' if object_boxes else 'without')
+    args = [str(shards), '--estimator', 'random', '--num-views', '3', '--output', str(out)]
+    assert main(args + ([] if object_boxes else ['--no-boxes'])) == 0
+    written = json.loads((out / 'results.json').read_text())
+    assert written['config']['object_boxes'] is object_boxes
+    assert ('object boxes withheld' in (out / 'results.md').read_text()) is not object_boxes
