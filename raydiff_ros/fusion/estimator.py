@@ -348,14 +348,17 @@ class FusedEstimator:
             timings['geometry'] = graph.geometry_s
         report.pairs_attempted, report.pairs_verified = len(graph.attempted), len(graph.verified)
         tick = time.perf_counter()
-        poses, sources, kept, report.prior_sample = self._fuse(num, prior, graph, K)
+        consistent, ratios = self._verified_edges(graph, K)
+        poses, sources, kept, report.prior_sample = self._fuse(num, prior, graph, consistent,
+                                                               ratios)
         fusion_s = time.perf_counter() - tick
         if self.prior is not None and prior is None and POSE_SOURCE_FALLBACK in sources:
             tick = time.perf_counter()
             prior = self.prior.estimate(view_set)  # the matches left some view unplaced
             timings['prior'] = time.perf_counter() - tick
             tick = time.perf_counter()
-            poses, sources, kept, report.prior_sample = self._fuse(num, prior, graph, K)
+            poses, sources, kept, report.prior_sample = self._fuse(num, prior, graph,
+                                                                   consistent, ratios)
             fusion_s += time.perf_counter() - tick
         report.pairs_kept, report.prior_run = len(kept), prior is not None
         timings['fusion'] = fusion_s
@@ -405,11 +408,23 @@ class FusedEstimator:
             return prior.K
         return np.stack([guess_intrinsics(im.shape[1], im.shape[0]) for im in images])
 
+    def _verified_edges(self, graph: ViewGraph, K: np.ndarray) -> tuple[list, dict]:
+        """The verified pairs that pass the rotation cycles (:func:`consistent_edges`) and the
+        length ratios between them (:meth:`_length_ratios`): what :meth:`_fuse` starts from,
+        the same with or without the prior."""
+        consistent = consistent_edges(graph.verified, self.config.cycle_threshold_deg,
+                                      self.two_view)
+        return consistent, self._length_ratios(consistent, graph, K)
+
     def _fuse(self, num: int, prior: Optional[EstimationResult], graph: ViewGraph,
-              K: np.ndarray):
-        """(N, 4, 4) ``reference_T_camera``, pose sources, kept edges, chosen prior sample."""
+              consistent: list, ratios: dict):
+        """(N, 4, 4) ``reference_T_camera``, pose sources, kept edges, chosen prior sample.
+
+        ``consistent`` and ``ratios`` come from :meth:`_verified_edges`; pairs that the
+        rotation averaging rejects leave ``consistent`` here (``ratios`` between them are then
+        unused)."""
         cfg = self.config
-        kept = consistent_edges(graph.verified, cfg.cycle_threshold_deg, self.two_view)
+        kept = list(consistent)
         relative = {pair: graph.verified[pair].R for pair in kept}
         confidence = {pair: graph.verified[pair].confidence(self.two_view) for pair in kept}
         sample = self._best_sample(prior, relative, confidence)
@@ -435,8 +450,7 @@ class FusedEstimator:
         linked = {k for k in range(num) if label[k] == label[0]}
         anchor = start_C if prior is not None else self._chained_centres(num, rotations, kept,
                                                                           graph)
-        centres = self._centres(rotations, kept, graph, confidence, anchor,
-                                self._length_ratios(kept, graph, K))
+        centres = self._centres(rotations, kept, graph, confidence, anchor, ratios)
         poses = invert_transforms(make_transforms(rotations, translations_from_centers(
             rotations, centres)))
         unplaced = POSE_SOURCE_PRIOR if prior is not None else POSE_SOURCE_FALLBACK
@@ -498,7 +512,7 @@ class FusedEstimator:
         return centres
 
     def _length_ratios(self, kept: list, graph: ViewGraph, K: np.ndarray) -> dict:
-        """Log length ratios of kept edges that share points in a common view
+        """Log length ratios of edges that share points in a common view
         (:mod:`~raydiff_ros.fusion.baseline_lengths`); none when ``shared_point_lengths`` is
         off."""
         if not self.config.shared_point_lengths:

@@ -124,7 +124,7 @@ def test_a_chain_of_pairs_gets_its_lengths_from_the_shared_points():
 
     def centre_errors(config):
         estimator = fusion.FusedEstimator(None, config, device='cpu')
-        fused = estimator._fuse(num, None, graph, Ks)[0]
+        fused = estimator._fuse(num, None, graph, *estimator._verified_edges(graph, Ks))[0]
         found = fused[:, :3, 3]
         found = found * np.linalg.norm(truth[1]) / np.linalg.norm(found[1])
         return np.linalg.norm(found - truth, axis=1) / np.linalg.norm(truth[1])

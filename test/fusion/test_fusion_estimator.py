@@ -87,6 +87,29 @@ def test_fused_fixes_overlapping_views_and_keeps_the_prior_elsewhere(rendered):
         assert result.timings_s[stage] >= 0.0
 
 
+def test_a_second_fusion_with_the_prior_reuses_the_verified_edges(rendered, monkeypatch):
+    """The prior on demand makes the fusion run twice (without it, then with it); the cycle
+    check and the shared-point length ratios depend on the verified pairs alone and run once."""
+    calls = {'cycles': 0, 'ratios': 0}
+
+    def counted(name, function):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return function(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(fusion, 'consistent_edges', counted('cycles', fusion.consistent_edges))
+    monkeypatch.setattr(fusion, 'length_ratios', counted('ratios', fusion.length_ratios))
+    images, R, t = rendered
+    prior = WrongPrior(R, t)
+    config = fusion.FusedConfig(matcher='xfeat', shared_point_lengths=True)
+    estimator = fusion.FusedEstimator(prior, config, device='cpu')
+    result = estimator.estimate(ViewSetInput(images=images, K=np.repeat(K[None], 5, axis=0)))
+    assert prior.calls == 1 and estimator.last_report.prior_run
+    assert calls == {'cycles': 1, 'ratios': 1}
+    assert np.max(relative_errors(result, R)[:4]) < 1.0
+
+
 def test_the_prior_runs_only_when_the_matches_leave_a_view_unplaced(rendered):
     images, R, t = rendered
     views = ViewSetInput(images=images[:4], K=K)  # all four overlap
@@ -164,7 +187,8 @@ def test_fusion_rejects_a_wrong_pair_and_chains_through_others():
     pair(0, 3, wrong=True)  # no camera 0 match to 3 really: a wrong pair
     prior = EstimationResult(reference_T_camera=np.repeat(np.eye(4)[None], num, axis=0))
     estimator = fusion.FusedEstimator(None, fusion.FusedConfig(), device='cpu')
-    fused, sources, kept, _ = estimator._fuse(num, prior, graph, np.repeat(K[None], num, axis=0))
+    fused, sources, kept, _ = estimator._fuse(
+        num, prior, graph, *estimator._verified_edges(graph, np.repeat(K[None], num, axis=0)))
     assert (0, 3) not in kept and len(kept) == 5
     assert sources == ('reference',) + ('verified_matches',) * 3
     assert np.max(rotation_angle_deg(fused[:, :3, :3], poses[:, :3, :3])) < 0.1
@@ -191,7 +215,8 @@ def test_a_wrong_edge_of_a_long_cycle_is_dropped_after_averaging():
         graph.verified[(i, j)] = RelativePose(i, j, Rij, direction / np.linalg.norm(direction),
                                               400, inliers, points, points)
     estimator = fusion.FusedEstimator(None, fusion.FusedConfig(), device='cpu')
-    fused, sources, kept, _ = estimator._fuse(num, None, graph, np.repeat(K[None], num, axis=0))
+    fused, sources, kept, _ = estimator._fuse(
+        num, None, graph, *estimator._verified_edges(graph, np.repeat(K[None], num, axis=0)))
     assert kept == [(0, 1), (1, 2), (2, 3)]
     assert sources == ('reference',) + ('verified_matches',) * 3
     truth = invert_transforms(make_transforms(R, -np.einsum('nij,nj->ni', R, centres)))
