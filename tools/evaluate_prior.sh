@@ -14,7 +14,9 @@
 # about 25 minutes on the 2-core CPU). ray_regression (REG_MODEL, default
 # models/default_regression: the shipped one-step regression model) always runs.
 # SYNTH_TEST is the synthetic shard folder
-# (default build/synthetic14/test); its 20 view sets per N are drawn with the seed.
+# (default build/synthetic14/test); its 20 view sets per N are drawn with the seed; with
+# NO_BOXES=1 its object sets give no object boxes (raydiff-eval --no-boxes: whole-image crops,
+# as on the real scenes and on a robot).
 # Each run writes OUT_DIR/<scene>/<name>/results.{json,md}; runs already there are kept. The
 # tables are printed at the end (tools/prior_table.py).
 set -euo pipefail
@@ -37,6 +39,7 @@ run() {  # run NAME ESTIMATOR [raydiff-eval options...]; results already there a
     if [[ $scene == synthetic_test ]]; then
       data=$SYNTH_TEST
       extra=(--set-choice random)
+      [[ ${NO_BOXES:-0} == 1 ]] && extra+=(--no-boxes)
     else
       data=$SHARED/data/$scene
     fi
