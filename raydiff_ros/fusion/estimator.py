@@ -511,14 +511,14 @@ class FusedEstimator:
                 centres[child] = centres[parent] + rotations[parent].T @ t
         return centres
 
-    def _length_ratios(self, kept: list, graph: ViewGraph, K: np.ndarray) -> dict:
-        """Log length ratios of edges that share points in a common view
+    def _length_ratios(self, edges: list, graph: ViewGraph, K: np.ndarray) -> dict:
+        """Log length ratios of the verified ``edges`` that share points in a common view
         (:mod:`~raydiff_ros.fusion.baseline_lengths`); none when ``shared_point_lengths`` is
         off."""
         if not self.config.shared_point_lengths:
             return {}
         points, depths = {}, {}
-        for pair in kept:
+        for pair in edges:
             pose = graph.verified[pair]
             rays_i, rays_j = (np.concatenate([normalized_points(pixels, K[k]),
                                               np.ones((len(pixels), 1))], axis=1)
