@@ -117,9 +117,10 @@ class ViewSetSource(Protocol):
         """How many view sets ``draw`` yields for each N."""
 
     def draw(
-        self, num_views: int, sets_per_n: Optional[int], seed: int, intrinsics_known: bool
+        self, num_views: int, sets_per_n: Optional[int], seed: int
     ) -> Iterator[SceneViewSet]:
-        """The view sets of N views, one at a time (a source may read each set lazily)."""
+        """The view sets of N views, one at a time (a source may read each set lazily), with
+        everything the data has marked known (the harness withholds what its config says)."""
 
     def describe(self) -> dict[str, Any]:
         """A JSON-serialisable summary (name, format, folder, sizes)."""
@@ -151,11 +152,11 @@ class DatasetViewSetSource:
         return DEFAULT_SETS_PER_N if sets_per_n is None else sets_per_n
 
     def draw(
-        self, num_views: int, sets_per_n: Optional[int], seed: int, intrinsics_known: bool
+        self, num_views: int, sets_per_n: Optional[int], seed: int
     ) -> Iterator[SceneViewSet]:
         count = self.num_sets(sets_per_n, seed)
         for indices in sample_view_sets(len(self.dataset), num_views, count, seed):
-            yield SceneViewSet(self.dataset, indices, intrinsics_known)
+            yield SceneViewSet(self.dataset, indices)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -281,11 +282,9 @@ def run_evaluation(
     with progress('evaluate', total=total, unit='set') as bar:
         for num_views in config.num_views:
             errors_for_n = []
-            view_sets = source.draw(num_views, config.sets_per_n, config.seed,
-                                    config.intrinsics_known)
-            for view_set in view_sets:
-                if not config.object_boxes:
-                    view_set = replace(view_set, boxes_known=False)
+            for view_set in source.draw(num_views, config.sets_per_n, config.seed):
+                view_set = replace(view_set, intrinsics_known=config.intrinsics_known,
+                                   boxes_known=config.object_boxes)
                 record = _evaluate_view_set(estimator, view_set)
                 records.append(record)
                 errors_for_n.append(record.errors)

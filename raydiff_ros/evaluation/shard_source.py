@@ -242,7 +242,7 @@ class ShardViewSetSource:
         return len(self.selected_entries(sets_per_n, seed))
 
     def draw(
-        self, num_views: int, sets_per_n: Optional[int], seed: int, intrinsics_known: bool
+        self, num_views: int, sets_per_n: Optional[int], seed: int
     ) -> Iterator[SceneViewSet]:
         """One view set of N views per selected set, read when the iterator reaches it."""
         for entry in self.selected_entries(sets_per_n, seed):
@@ -258,7 +258,7 @@ class ShardViewSetSource:
                 scene = load_shard_scene(entry)
             except ShardError as error:
                 raise DatasetError(str(error)) from error
-            yield SceneViewSet(scene, indices, intrinsics_known)
+            yield SceneViewSet(scene, indices)
 
     def describe(self) -> dict[str, Any]:
         counts = {t: sum(e.scene_type == t for e in self.all_entries) for t in SCENE_TYPES[1:]}

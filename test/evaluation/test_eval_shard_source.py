@@ -266,7 +266,7 @@ def test_object_sets_expose_their_object_boxes_in_view_order(shards):
     have none, so estimators crop the whole image as in training."""
     source = ShardViewSetSource(shards)
     seen = set()
-    for view_set in source.draw(3, None, 0, True):
+    for view_set in source.draw(3, None, 0):
         scene_type = view_set.dataset.scene_type
         seen.add(scene_type)
         boxes = view_set.object_boxes
@@ -281,14 +281,16 @@ def test_object_sets_expose_their_object_boxes_in_view_order(shards):
 
 
 class BoxReader(PixelReader):
-    """Records the object boxes it is given."""
+    """Records the object boxes and the intrinsics it is given."""
 
     def __init__(self):
         super().__init__()
         self.boxes = []
+        self.intrinsics = []
 
     def estimate(self, view_set):
         self.boxes.append(view_set.boxes)
+        self.intrinsics.append(view_set.K)
         return super().estimate(view_set)
 
 
@@ -315,3 +317,21 @@ def test_object_boxes_can_be_withheld_as_on_a_robot(shards, tmp_path, object_box
     written = json.loads((out / 'results.json').read_text())
     assert written['config']['object_boxes'] is object_boxes
     assert ('object boxes withheld' in (out / 'results.md').read_text()) is not object_boxes
+
+
+@pytest.mark.parametrize('intrinsics_known', [True, False])
+def test_intrinsics_are_withheld_by_the_harness_alone(shards, intrinsics_known):
+    """The sources draw view sets with everything known; the harness withholds K (as it
+    withholds boxes) when ``intrinsics_known`` is False, and hands each view's true K
+    otherwise."""
+    estimator = BoxReader()
+    result = run_evaluation(ShardViewSetSource(shards), estimator,
+                            HarnessConfig(num_views=(3,), sets_per_n=None,
+                                          intrinsics_known=intrinsics_known))
+    assert len(estimator.intrinsics) == len(result.records) > 0
+    for K, record in zip(estimator.intrinsics, result.records, strict=True):
+        if intrinsics_known:
+            true_K = record.scene.K[list(record.indices)]
+            np.testing.assert_allclose(K, true_K)
+        else:
+            assert K is None
