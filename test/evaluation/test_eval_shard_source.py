@@ -280,7 +280,7 @@ def test_object_sets_expose_their_object_boxes_in_view_order(shards):
     assert seen == {'object', 'rig'}
 
 
-class BoxReader(PixelReader):
+class InputRecorder(PixelReader):
     """Records the object boxes and the intrinsics it is given."""
 
     def __init__(self):
@@ -298,7 +298,7 @@ class BoxReader(PixelReader):
 def test_object_boxes_can_be_withheld_as_on_a_robot(shards, tmp_path, object_boxes):
     """``object_boxes=False`` (``raydiff-eval --no-boxes``) hands no boxes to the estimator,
     so it crops whole images as the node does; the default hands the object sets' boxes."""
-    estimator = BoxReader()
+    estimator = InputRecorder()
     result = run_evaluation(ShardViewSetSource(shards), estimator,
                             HarnessConfig(num_views=(3,), sets_per_n=None,
                                           object_boxes=object_boxes))
@@ -324,7 +324,7 @@ def test_intrinsics_are_withheld_by_the_harness_alone(shards, intrinsics_known):
     """The sources draw view sets with everything known; the harness withholds K (as it
     withholds boxes) when ``intrinsics_known`` is False, and hands each view's true K
     otherwise."""
-    estimator = BoxReader()
+    estimator = InputRecorder()
     result = run_evaluation(ShardViewSetSource(shards), estimator,
                             HarnessConfig(num_views=(3,), sets_per_n=None,
                                           intrinsics_known=intrinsics_known))
